@@ -1,0 +1,76 @@
+import type { Message } from "../src/envelope.js";
+
+export type Id = string | number;
+
+/** Who may see a message. Absent or empty lists mean "no restriction on that dimension". */
+export interface Targets {
+  user_ids?: Id[];
+  group_ids?: Id[];
+  client_ids?: string[];
+  site_id?: string;
+}
+
+/** A message as a backend stores it: the envelope plus targeting metadata (never sent on the wire). */
+export interface StoredMessage<T = unknown> extends Message<T>, Targets {
+  /** `data` as JSON when the backend has it at hand, so the envelope is encoded without a second stringify. */
+  dataJson?: string;
+}
+
+export interface AppendRequest extends Targets {
+  channel: string;
+  data: unknown;
+  /** `data` as JSON, already encoded (and size-checked) by the bus. */
+  dataJson: string;
+  /** Keep at most this many messages in the channel's backlog (the newest). */
+  maxBacklogSize: number;
+  /** Drop messages older than this many seconds from the channel's backlog. */
+  maxBacklogAge: number;
+  /** Keep at most this many messages in the global backlog. */
+  maxGlobalBacklogSize: number;
+}
+
+export interface Snapshot {
+  epoch: string;
+  /** The last global id assigned. */
+  globalId: number;
+  /** channel → last message id assigned (0 for a channel never published to). */
+  lastIds: Map<string, number>;
+}
+
+export interface BackendEvents {
+  /**
+   * Every message published by any process sharing this backend, once, in global-id order and
+   * contiguous per channel. A backend that misses a notification catches up from its backlog
+   * before delivering later messages.
+   */
+  message(m: StoredMessage): void;
+  /** The backend's ids restarted (flushed store, explicit reset): every position is void. */
+  epoch(epoch: string): void;
+}
+
+/**
+ * What the bus needs from storage (DESIGN §3). Memory, Redis and PostgreSQL implement it; one
+ * contract test suite runs against all of them.
+ */
+export interface Backend {
+  readonly kind: string;
+  /** Connects and begins delivering messages to `events`. Resolves when delivery is live. */
+  start(events: BackendEvents): Promise<void>;
+  /** The current epoch (valid after `start`). */
+  readonly epoch: string;
+  /** Assigns ids atomically, stores, trims, and notifies every process. Rejects when storage is down. */
+  append(req: AppendRequest): Promise<StoredMessage>;
+  /** The channel's retained messages with message_id > afterId, ascending. */
+  backlog(channel: string, afterId: number): Promise<StoredMessage[]>;
+  /** Retained messages of every channel with global_id > afterGlobalId, ascending. */
+  globalBacklog(afterGlobalId: number): Promise<StoredMessage[]>;
+  /** Epoch, last global id and last ids of the channels, read together. */
+  snapshot(channels: Iterable<string>): Promise<Snapshot>;
+  /** Forgets everything and starts a new epoch (tests, demos). */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function randomEpoch(): string {
+  return Math.floor(Math.random() * 36 ** 8).toString(36).padStart(8, "0");
+}

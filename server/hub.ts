@@ -1,0 +1,91 @@
+import type { Outgoing } from "./outgoing.js";
+import type { Subscriber, TransportKind } from "./subscriber.js";
+
+/**
+ * channel → subscribers in this process, and the once-per-tick flush: a subscriber that has several
+ * messages due gets them in one write.
+ */
+export class Hub {
+  private channels = new Map<string, Set<Subscriber>>();
+  readonly subscribers = new Set<Subscriber>();
+  private dirty: Subscriber[] = [];
+  private scheduled = false;
+  private heartbeatTimer?: NodeJS.Timeout;
+  delivered = 0;
+
+  constructor(heartbeatMs: number) {
+    if (heartbeatMs > 0) {
+      this.heartbeatTimer = setInterval(() => {
+        for (const s of this.subscribers) s.heartbeat();
+      }, heartbeatMs);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  add(sub: Subscriber, channels: Iterable<string>): void {
+    this.subscribers.add(sub);
+    for (const ch of channels) {
+      let set = this.channels.get(ch);
+      if (!set) this.channels.set(ch, (set = new Set()));
+      set.add(sub);
+    }
+  }
+
+  /** Removes the subscriber from some channels, or from all of them and the hub. */
+  remove(sub: Subscriber, channels?: Iterable<string>): void {
+    const list = channels ?? [...sub.positions.keys()];
+    for (const ch of list) {
+      const set = this.channels.get(ch);
+      if (set?.delete(sub) && set.size === 0) this.channels.delete(ch);
+      sub.positions.delete(ch);
+    }
+    if (!channels) this.subscribers.delete(sub);
+  }
+
+  publish(o: Outgoing): void {
+    const set = this.channels.get(o.channel);
+    if (set) for (const s of set) s.offer(o);
+  }
+
+  markDirty(s: Subscriber): void {
+    this.dirty.push(s);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private flush = (): void => {
+    this.scheduled = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const s of dirty) {
+      const batch = s.pending;
+      if (!batch.length || s.closed) continue;
+      s.pending = [];
+      this.delivered += batch.length;
+      s.send(batch, null);
+    }
+  };
+
+  resetEpoch(epoch: string): void {
+    for (const s of this.subscribers) s.resetEpoch(epoch);
+  }
+
+  countByKind(): Record<TransportKind, number> {
+    const counts: Record<TransportKind, number> = { poll: 0, "long-poll": 0, chunked: 0, sse: 0, websocket: 0, server: 0 };
+    for (const s of this.subscribers) counts[s.kind]++;
+    return counts;
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  close(): void {
+    clearInterval(this.heartbeatTimer);
+    for (const s of [...this.subscribers]) s.close();
+    this.subscribers.clear();
+    this.channels.clear();
+  }
+}

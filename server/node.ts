@@ -1,0 +1,107 @@
+import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { createAdaptorServer } from "@hono/node-server";
+import { Hono } from "hono";
+import { WebSocketServer } from "ws";
+import type { MessageBus } from "./bus.js";
+import { expectUpgrade, takeUpgrade } from "./upgrade.js";
+
+export interface Listening {
+  server: Server;
+  port: number;
+  url: string;
+  /** Stops accepting, ends every connection, and closes the bus. */
+  close(): Promise<void>;
+}
+
+/** The routes mounted at `base` in an app of their own. */
+export function mountedApp(bus: MessageBus): Hono {
+  return new Hono().route(bus.options.base, bus.routes());
+}
+
+export async function listen(bus: MessageBus, port: number, hostname: string, app?: Hono): Promise<Listening> {
+  const root = app ?? mountedApp(bus);
+  const server = createAdaptorServer({ fetch: root.fetch }) as Server;
+  attach(bus, server, root);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return {
+    server,
+    port: actual,
+    url: `http://${host}:${actual}`,
+    async close() {
+      await bus.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function toRequest(req: IncomingMessage): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined) continue;
+    headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+  }
+  return new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, { method: "GET", headers });
+}
+
+async function reject(socket: Duplex, res: Response): Promise<void> {
+  if (socket.destroyed) return;
+  const status = res.status >= 400 ? res.status : 500;
+  const body = res.status >= 400 ? await res.text() : JSON.stringify({ error: "upgrade refused" });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\n` +
+      `Content-Type: ${res.headers.get("content-type") ?? "application/json"}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+export function attach(bus: MessageBus, server: Server, app?: Hono): void {
+  const root = app ?? mountedApp(bus);
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: bus.limits.maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const prefix = bus.options.base + "/";
+  server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (!path.startsWith(prefix)) return; // another handler's upgrade
+    socket.on("error", () => socket.destroy());
+    if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
+      await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
+      return;
+    }
+    expectUpgrade(req);
+    let res: Response;
+    try {
+      res = await root.fetch(toRequest(req), { incoming: req, outgoing: undefined });
+    } catch (e) {
+      bus.logError(e);
+      res = Response.json({ error: "internal error" }, { status: 500 });
+    }
+    const accept = takeUpgrade(req);
+    if (!accept || socket.destroyed) return reject(socket, res);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      try {
+        accept(ws);
+      } catch (e) {
+        bus.logError(e);
+        ws.close(1011, "server error");
+      }
+    });
+  });
+  server.on("close", () => wss.close());
+}

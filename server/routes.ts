@@ -1,0 +1,91 @@
+import { readFileSync } from "node:fs";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { ProtocolError } from "../src/errors.js";
+import type { MessageBus } from "./bus.js";
+import { readSubscribe } from "./request.js";
+import { handlePoll } from "./transports/poll.js";
+import { handleSse } from "./transports/sse.js";
+import { NO_CACHE } from "./transports/common.js";
+import { acceptUpgrade } from "./upgrade.js";
+import { checkClientId } from "../src/channel.js";
+
+/** The browser bundle, if it has been built (`npm run build`). */
+function clientBundle(): string | null {
+  try {
+    return readFileSync(new URL("../client/cometbus.iife.js", import.meta.url), "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/** Every route of the bus, relative to where it is mounted (`base`). */
+export function createRoutes(bus: MessageBus): Hono {
+  const app = new Hono();
+  const { limits } = bus;
+  const tooLarge = (max: number) => (c: Context) => c.json({ error: `request body too large: at most ${max} bytes` }, 413);
+  const limit = bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge(limits.maxBodyBytes) });
+  const publishMax = Math.max(limits.maxBodyBytes, limits.maxMessageBytes + 16 * 1024);
+  const publishLimit = bodyLimit({ maxSize: publishMax, onError: tooLarge(publishMax) });
+
+  app.onError((err, c) => {
+    if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
+    if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
+    bus.logError(err);
+    return c.json({ error: "internal error" }, 500);
+  });
+
+  // message_bus answers preflights with 200; cross-origin use is configured by the app's own CORS middleware.
+  app.options("*", (c) => c.text("OK", 200, NO_CACHE));
+
+  app.on(["GET", "POST"], "/:clientId/poll", limit, async (c) => {
+    const { sub, who } = await readSubscribe(bus, c);
+    return handlePoll(bus, c, sub, who);
+  });
+
+  app.on(["GET", "POST"], "/:clientId/sse", limit, async (c) => {
+    const { sub, who } = await readSubscribe(bus, c);
+    return handleSse(bus, c, sub, who);
+  });
+
+  app.get("/:clientId/ws", async (c) => {
+    checkClientId(c.req.param("clientId"));
+    return acceptUpgrade(bus, c);
+  });
+
+  app.get("/stats", (c) => c.json(bus.stats(), 200, NO_CACHE));
+
+  app.post("/publish", publishLimit, async (c) => {
+    const token = bus.options.publishToken;
+    if (!token) return c.json({ error: "publishing over HTTP is disabled: start the server with a publish token" }, 404);
+    if (c.req.header("authorization") !== `Bearer ${token}`) {
+      return c.json({ error: "missing or wrong bearer token" }, 401, { "WWW-Authenticate": "Bearer" });
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new ProtocolError("invalid JSON body");
+    }
+    if (!body || typeof body !== "object" || Array.isArray(body)) {
+      throw new ProtocolError('publish takes {"channel": "/x", "data": …, "user_ids"?, "group_ids"?, "client_ids"?}');
+    }
+    const r = await bus.publish(body.channel as string, body.data, {
+      userIds: body.user_ids as never,
+      groupIds: body.group_ids as never,
+      clientIds: body.client_ids as never,
+    });
+    return c.json({ global_id: r.globalId, message_id: r.messageId });
+  });
+
+  let bundle: string | null | undefined;
+  app.get("/client.js", (c) => {
+    bundle ??= clientBundle();
+    if (!bundle) return c.json({ error: "the browser bundle is not built: run npm run build" }, 404);
+    return c.body(bundle, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300" });
+  });
+
+  app.all("*", (c) => c.json({ error: "not found" }, 404));
+  return app;
+}

@@ -1,0 +1,92 @@
+import type { ServerResponse } from "node:http";
+import type { Context } from "hono";
+
+/** A response that stays open and is written to as messages come (SSE, chunked long-poll). */
+export interface Sink {
+  write(chunk: string): void;
+  end(last?: string): void;
+  /** Bytes written but not yet taken by the network. */
+  readonly buffered: number;
+  readonly closed: boolean;
+}
+
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+
+/**
+ * On Node the stream is written straight to the ServerResponse: one syscall-sized write per batch,
+ * no web-stream machinery per message. Elsewhere (Bun, Deno, `app.request` in tests) a ReadableStream.
+ */
+export function openSink(
+  c: Context,
+  headers: Record<string, string>,
+  onClose: () => void,
+): { sink: Sink; response: Response } {
+  const out = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (out && typeof out.writeHead === "function") {
+    let closed = false;
+    out.writeHead(200, headers);
+    out.on("close", () => {
+      if (closed) return;
+      closed = true;
+      onClose();
+    });
+    const sink: Sink = {
+      write(chunk) {
+        if (!closed) out.write(chunk);
+      },
+      end(last) {
+        if (closed) return;
+        closed = true;
+        out.end(last);
+        onClose();
+      },
+      get buffered() {
+        return out.writableLength;
+      },
+      get closed() {
+        return closed || out.destroyed;
+      },
+    };
+    return { sink, response: RESPONSE_ALREADY_SENT };
+  }
+
+  const encoder = new TextEncoder();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let closed = false;
+  let queued = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      controller = ctl;
+    },
+    pull() {
+      queued = 0;
+    },
+    cancel() {
+      if (closed) return;
+      closed = true;
+      onClose();
+    },
+  });
+  const sink: Sink = {
+    write(chunk) {
+      if (closed) return;
+      const bytes = encoder.encode(chunk);
+      queued += bytes.length;
+      controller.enqueue(bytes);
+    },
+    end(last) {
+      if (closed) return;
+      if (last) controller.enqueue(encoder.encode(last));
+      closed = true;
+      controller.close();
+      onClose();
+    },
+    get buffered() {
+      return queued;
+    },
+    get closed() {
+      return closed;
+    },
+  };
+  return { sink, response: new Response(stream, { status: 200, headers }) };
+}

@@ -1,0 +1,140 @@
+import type { Context } from "hono";
+import { statusMessage, type StatusData } from "../../src/envelope.js";
+import type { Subscription } from "../../src/subscription.js";
+import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../src/wire.js";
+import type { MessageBus } from "../bus.js";
+import { catchUp } from "../catch-up.js";
+import type { Identity } from "../identity.js";
+import type { Outgoing } from "../outgoing.js";
+import { openSink, type Sink } from "../sink.js";
+import { Subscriber } from "../subscriber.js";
+import { NO_CACHE } from "./common.js";
+
+/**
+ * One stream; each event's id carries the epoch and every channel's position (in subscription
+ * order), so a browser's EventSource resumes exactly with Last-Event-ID and the same URL.
+ */
+class SseSubscriber extends Subscriber {
+  readonly kind = "sse";
+  sink!: Sink;
+  epoch = "";
+  /** Positions as of the last event written, in subscription order. */
+  private sent: number[];
+  private index = new Map<string, number>();
+
+  constructor(
+    bus: MessageBus,
+    who: Identity,
+    channels: string[],
+    private readonly maxBuffered: number,
+  ) {
+    super(bus.hub, who);
+    channels.forEach((ch, i) => this.index.set(ch, i));
+    this.sent = channels.map(() => 0);
+  }
+
+  start(positions: Map<string, number>): void {
+    for (const [ch, pos] of positions) this.sent[this.index.get(ch)!] = pos;
+  }
+
+  messageEvent(o: Outgoing): string {
+    this.sent[this.index.get(o.channel)!] = o.id;
+    return sseEvent(sseId(this.epoch, this.sent), o.json);
+  }
+
+  statusEvent(status: StatusData): string {
+    for (const [ch, i] of this.index) {
+      const p = status[ch];
+      if (typeof p === "number") this.sent[i] = p;
+    }
+    return sseEvent(sseId(this.epoch, this.sent), JSON.stringify(statusMessage(status)));
+  }
+
+  send(batch: Outgoing[], status: StatusData | null): void {
+    if (this.closed) return;
+    if (status?.__epoch) this.epoch = status.__epoch;
+    let out = status ? this.statusEvent(status) : "";
+    for (const o of batch) out += this.messageEvent(o);
+    this.write(out);
+  }
+
+  write(out: string): void {
+    this.sink.write(out);
+    // A consumer that cannot keep up is cut; it resumes from its position, from the backlog.
+    if (this.sink.buffered > this.maxBuffered) this.close();
+  }
+
+  override heartbeat(): void {
+    if (!this.closed) this.sink.write(SSE_HEARTBEAT);
+  }
+
+  finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hub.remove(this);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.finish();
+    this.sink.end();
+  }
+}
+
+/** `GET|POST {base}/{clientId}/sse`. */
+export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, who: Identity): Promise<Response> {
+  const channels = [...sub.positions.keys()];
+  // A browser's EventSource reconnecting: Last-Event-ID holds the epoch and positions of this URL's channels.
+  const resumed = parseSseId(c.req.header("last-event-id"), channels.length);
+  if (resumed) {
+    channels.forEach((ch, i) => sub.positions.set(ch, resumed.positions[i]));
+    sub.epoch = resumed.epoch;
+  }
+
+  const s = new SseSubscriber(bus, who, channels, bus.limits.maxWsBufferedBytes);
+  s.register(channels);
+  let cu;
+  try {
+    cu = await catchUp(bus.backend, sub.positions, sub.epoch ?? "", who);
+  } catch (e) {
+    s.finish();
+    throw e;
+  }
+  s.settle(cu.positions);
+  s.epoch = cu.epoch;
+  s.start(cu.start);
+
+  const { sink, response } = openSink(
+    c,
+    {
+      ...NO_CACHE,
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "X-Accel-Buffering": "no",
+      Connection: "keep-alive",
+    },
+    () => s.finish(),
+  );
+  s.sink = sink;
+
+  // The first write goes out at once: preamble, where every channel starts, the backlog, and where
+  // channels stand after entries this client may not see.
+  const head: StatusData = { __epoch: cu.epoch };
+  if (cu.reset.length) head.__reset = cu.reset;
+  for (const [ch, p] of cu.start) head[ch] = p;
+  let out = SSE_PREAMBLE + s.statusEvent(head);
+  const delivered = new Map(cu.start);
+  for (const o of cu.messages) delivered.set(o.channel, o.id);
+  for (const o of cu.messages) out += s.messageEvent(o);
+  const tail: StatusData = {};
+  let passedOver = false;
+  for (const [ch, p] of cu.positions) {
+    if (p !== delivered.get(ch)) {
+      tail[ch] = p;
+      passedOver = true;
+    }
+  }
+  if (passedOver) out += s.statusEvent(tail);
+  s.write(out);
+  s.endLoading();
+  return response;
+}

@@ -1,0 +1,34 @@
+/** The message envelope, exactly message_bus's, so its browser client works unchanged. */
+export interface Message<T = unknown> {
+  global_id: number;
+  message_id: number;
+  channel: string;
+  data: T;
+}
+
+export const STATUS_CHANNEL = "/__status";
+
+/**
+ * `/__status` data: `channel → position` ("your position on this channel is now X", at the place the
+ * status stands in the stream), plus two cometbus extensions that message-bus-client ignores because
+ * they are not channel names: `__epoch` (the backend's epoch) and `__reset` (channels whose requested
+ * position could not be honoured: another epoch, trimmed, or beyond the channel's last id).
+ */
+export interface StatusData {
+  [channel: string]: number | string | string[] | undefined;
+  __epoch?: string;
+  __reset?: string[];
+}
+
+export function statusMessage(data: StatusData): Message<StatusData> {
+  return { global_id: -1, message_id: -1, channel: STATUS_CHANNEL, data };
+}
+
+export function isStatus(m: Message): m is Message<StatusData> {
+  return m.channel === STATUS_CHANNEL;
+}
+
+/** The envelope as JSON, keys in message_bus's order. Encoded once per message, never per subscriber. */
+export function encodeMessage(m: Message): string {
+  return JSON.stringify({ global_id: m.global_id, message_id: m.message_id, channel: m.channel, data: m.data });
+}

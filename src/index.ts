@@ -1,0 +1,6 @@
+export * from "./envelope.js";
+export * from "./channel.js";
+export * from "./errors.js";
+export * from "./limits.js";
+export * from "./subscription.js";
+export * from "./wire.js";

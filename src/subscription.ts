@@ -1,0 +1,79 @@
+import { checkChannel, parsePosition } from "./channel.js";
+import { ProtocolError } from "./errors.js";
+import { DEFAULT_LIMITS } from "./limits.js";
+
+/** What a client asks for, the same on every transport: channel → position, plus control keys. */
+export interface Subscription {
+  positions: Map<string, number>;
+  /** message_bus's `__seq`: a newer long-poll with the same client id replaces an older one. */
+  seq?: number;
+  /** The epoch the positions belong to; absent for clients that do not know epochs (message-bus-client). */
+  epoch?: string;
+}
+
+export interface SubscriptionLimits {
+  maxChannels: number;
+  maxChannelBytes: number;
+}
+
+const LIMITS: SubscriptionLimits = DEFAULT_LIMITS;
+
+function control(sub: Subscription, key: string, value: unknown): boolean {
+  if (key === "__seq") {
+    const seq = Number(value);
+    if (!Number.isSafeInteger(seq)) throw new ProtocolError(`bad __seq: ${JSON.stringify(value)}`);
+    sub.seq = seq;
+    return true;
+  }
+  if (key === "__epoch") {
+    if (typeof value !== "string" || value.length > 64) throw new ProtocolError("bad __epoch");
+    if (value !== "") sub.epoch = value;
+    return true;
+  }
+  return false;
+}
+
+function add(sub: Subscription, key: string, value: unknown, limits: SubscriptionLimits): void {
+  const channel = checkChannel(key, limits.maxChannelBytes);
+  sub.positions.set(channel, parsePosition(value, channel));
+  if (sub.positions.size > limits.maxChannels) {
+    throw new ProtocolError(`too many channels: at most ${limits.maxChannels} in one subscription`);
+  }
+}
+
+/**
+ * From a JSON object (`{"/chat": 5, "__seq": 3}`) or form/query pairs. In a body every key must be a
+ * channel or a control key; in a query string other keys (`dlp=t`, cache busters) are passed over.
+ */
+export function parseSubscription(
+  input: URLSearchParams | Record<string, unknown> | unknown,
+  { lenient = false, limits = LIMITS }: { lenient?: boolean; limits?: SubscriptionLimits } = {},
+): Subscription {
+  const sub: Subscription = { positions: new Map() };
+  if (input instanceof URLSearchParams) {
+    for (const [key, value] of input) {
+      if (control(sub, key, value)) continue;
+      if (lenient && !key.startsWith("/")) continue;
+      add(sub, key, value, limits);
+    }
+    return sub;
+  }
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new ProtocolError('a subscription is an object of channel → last id, e.g. {"/chat": -1}');
+  }
+  for (const [key, value] of Object.entries(input)) {
+    if (control(sub, key, value)) continue;
+    if (value !== null && typeof value === "object") throw new ProtocolError(`bad id for channel "${key}": not a number`);
+    add(sub, key, value, limits);
+  }
+  return sub;
+}
+
+/** The same subscription as a JSON object, for clients. */
+export function subscriptionBody(positions: Iterable<[string, number]>, extra: { epoch?: string; seq?: number } = {}) {
+  const body: Record<string, number | string> = {};
+  for (const [ch, pos] of positions) body[ch] = pos;
+  if (extra.epoch) body.__epoch = extra.epoch;
+  if (extra.seq !== undefined) body.__seq = extra.seq;
+  return body;
+}
