@@ -25,11 +25,14 @@ export function openSink(
   if (out && typeof out.writeHead === "function") {
     let closed = false;
     out.writeHead(200, headers);
-    out.on("close", () => {
+    const gone = () => {
       if (closed) return;
       closed = true;
       onClose();
-    });
+    };
+    out.on("close", gone);
+    // The client may have left while the backlog was read; "close" has then fired already.
+    if (out.destroyed || out.socket?.destroyed) queueMicrotask(gone);
     const sink: Sink = {
       write(chunk) {
         if (!closed) out.write(chunk);

@@ -30,6 +30,8 @@ abstract class HeldPoll extends Subscriber {
   }
 
   hold(ms: number, signal: AbortSignal): void {
+    // The client may have gone while the backlog was read: then there is nothing to hold.
+    if (signal.aborted) return this.finish();
     this.timer = setTimeout(() => this.close(), ms);
     signal.addEventListener("abort", () => this.finish(), { once: true });
   }
