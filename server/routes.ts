@@ -24,7 +24,10 @@ function clientBundle(): string | null {
 export function createRoutes(bus: MessageBus): Hono {
   const app = new Hono();
   const { limits } = bus;
-  const tooLarge = (max: number) => (c: Context) => c.json({ error: `request body too large: at most ${max} bytes` }, 413);
+  // The rest of the body is never read, so the connection cannot be reused: say so, or a client's
+  // next request on this keep-alive socket fails with "other side closed".
+  const tooLarge = (max: number) => (c: Context) =>
+    c.json({ error: `request body too large: at most ${max} bytes` }, 413, { Connection: "close" });
   const limit = bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge(limits.maxBodyBytes) });
   const publishMax = Math.max(limits.maxBodyBytes, limits.maxMessageBytes + 16 * 1024);
   const publishLimit = bodyLimit({ maxSize: publishMax, onError: tooLarge(publishMax) });
