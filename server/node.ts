@@ -71,7 +71,9 @@ export function attach(bus: MessageBus, server: Server, app?: Hono): void {
   const root = app ?? mountedApp(bus);
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: bus.limits.maxFrameBytes,
+    // ws closes an oversized frame with 1009 but no reason; up to this ceiling the frame is read and
+    // refused by WsSubscriber with a reason that says the limit. Beyond it ws's bare 1009 still guards memory.
+    maxPayload: bus.limits.maxFrameBytes * 4,
     perMessageDeflate: false,
     clientTracking: false,
   });

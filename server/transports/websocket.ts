@@ -39,6 +39,9 @@ export class WsSubscriber extends Subscriber {
   private receive(data: Buffer, isBinary: boolean): void {
     let frame: unknown;
     try {
+      if (data.length > this.bus.limits.maxFrameBytes) {
+        throw new ProtocolError(`frame too large: at most ${this.bus.limits.maxFrameBytes} bytes`, 413, WS_CLOSE.tooBig);
+      }
       if (isBinary) throw new ProtocolError("binary frames are not part of the protocol", 400, WS_CLOSE.invalidData);
       try {
         frame = JSON.parse(data.toString("utf8"));
