@@ -1,38 +1,149 @@
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { serveStatic } from "@hono/node-server/serve-static";
-import { Hono } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import type { MessageBus } from "./bus.js";
+import type { TransportKind } from "./subscriber.js";
 import { ProtocolError } from "../src/errors.js";
 
 const demosDir = fileURLToPath(new URL("../../demos/", import.meta.url));
 
+/** The cookie the chat page sets to say who it is (scoped to its own client id's path). */
+export const DEMO_USER_COOKIE = "demo_user";
+
+/** A burst from the comparison page is one request; more than this is a mistake, not a demo. */
+const MAX_BURST = 1000;
+
+/** What `POST /demo/drop?kind=` can break, and the endpoint whose connections carry that kind. */
+const DROPPABLE: Record<string, { kinds: TransportKind[]; endpoint: string }> = {
+  websocket: { kinds: ["websocket"], endpoint: "ws" },
+  sse: { kinds: ["sse"], endpoint: "sse" },
+  chunked: { kinds: ["chunked"], endpoint: "poll" },
+  "long-poll": { kinds: ["long-poll"], endpoint: "poll" },
+  /** Every open stream: SSE and chunked long-polls. */
+  streams: { kinds: ["sse", "chunked"], endpoint: "" },
+  /** Every held poll, chunked or not. */
+  polls: { kinds: ["long-poll", "chunked"], endpoint: "" },
+};
+
 /**
- * The demo server of `npm start`: the bus at its base, the pages of `demos/` at `/`, and a
- * publish route open to the pages (demo only: never mount it in an app of your own).
+ * The demo server of `npm start`: the bus at its base, the pages of `demos/` at `/`, and routes open
+ * to the pages that publish and break things (demo only: never mount them in an app of your own).
+ * Unless the bus already has a `userIdLookup`, chat users are who their `demo_user` cookie says.
  */
 export function demoApp(bus: MessageBus): Hono {
+  bus.options.userIdLookup ??= demoUserId;
   const app = new Hono();
+  const connections = new Connections();
+  app.use(`${bus.options.base}/:clientId/*`, connections.track);
   app.route(bus.options.base, bus.routes());
+
   app.post("/demo/publish", async (c) => {
-    let body: { channel?: unknown; data?: unknown; user_ids?: unknown };
+    let body: { channel?: unknown; data?: unknown; user_ids?: unknown; count?: unknown };
     try {
       body = await c.req.json();
     } catch {
       return c.json({ error: "invalid JSON body" }, 400);
     }
+    if (!body || typeof body !== "object") return c.json({ error: 'publish takes {"channel": "/x", "data": …}' }, 400);
+    const count = body.count ?? 1;
+    if (!Number.isInteger(count) || (count as number) < 1 || (count as number) > MAX_BURST) {
+      return c.json({ error: `count must be an integer from 1 to ${MAX_BURST}` }, 400);
+    }
     try {
-      const r = await bus.publish(String(body.channel), body.data, { userIds: body.user_ids as never });
-      return c.json({ global_id: r.globalId, message_id: r.messageId });
+      let last = { globalId: 0, messageId: 0 };
+      // A burst is published in order, one after another, so every pane sees the same sequence.
+      for (let i = 0; i < (count as number); i++) {
+        const data = count === 1 ? body.data : { ...(body.data as object), i };
+        last = await bus.publish(String(body.channel), data, { userIds: body.user_ids as never });
+      }
+      return c.json({ global_id: last.globalId, message_id: last.messageId });
     } catch (e) {
       if (e instanceof ProtocolError) return c.json({ error: e.message }, e.status);
       throw e;
     }
   });
+
+  // Pages subscribe from here, so every pane starts at the same position and can count what it misses.
+  app.get("/demo/last-id", async (c) => {
+    const channel = c.req.query("channel");
+    if (!channel) return c.json({ error: "channel is required: /demo/last-id?channel=/x" }, 400);
+    try {
+      return c.json({ last_id: await bus.lastId(channel), epoch: bus.backend.epoch });
+    } catch (e) {
+      if (e instanceof ProtocolError) return c.json({ error: e.message }, e.status);
+      throw e;
+    }
+  });
+
+  app.post("/demo/drop", (c) => {
+    const kind = c.req.query("kind") ?? "";
+    const what = DROPPABLE[kind];
+    if (!what) return c.json({ error: `kind must be one of ${Object.keys(DROPPABLE).join(", ")}` }, 400);
+    return c.json({ kind, dropped: connections.drop(bus, what.kinds) });
+  });
+
   app.post("/demo/reset", async (c) => {
     await bus.reset();
     return c.json({ epoch: bus.backend.epoch });
   });
+
   app.use("/*", serveStatic({ root: path.relative(process.cwd(), demosDir) || "." }));
   return app;
+}
+
+/** The chat page's user: a cookie works for every transport, WebSocket upgrades included. */
+function demoUserId(c: Context): string | undefined {
+  const name = getCookie(c, DEMO_USER_COOKIE)?.trim();
+  return name ? name.slice(0, 40) : undefined;
+}
+
+/**
+ * The socket under each bus request in flight, so the demo can cut connections the way a network
+ * does (no close frame, no last chunk) and show the clients recover.
+ */
+class Connections {
+  private readonly active = new Map<Socket, { clientId: string; endpoint: string }>();
+
+  track: MiddlewareHandler = async (c, next) => {
+    const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+    const socket = env?.incoming?.socket as Socket | undefined;
+    const endpoint = c.req.path.slice(c.req.path.lastIndexOf("/") + 1);
+    if (socket && !socket.destroyed) {
+      const entry = { clientId: c.req.param("clientId") ?? "", endpoint };
+      this.active.set(socket, entry);
+      // Keep-alive sockets carry one request after another: forget this one when it is over.
+      const done = () => {
+        if (this.active.get(socket) === entry) this.active.delete(socket);
+      };
+      socket.once("close", done);
+      env?.outgoing?.once("close", done);
+    }
+    await next();
+  };
+
+  /** Destroys the sockets of every subscriber of these kinds; returns how many. */
+  drop(bus: MessageBus, kinds: TransportKind[]): number {
+    const wanted = new Map<string, Set<TransportKind>>();
+    for (const s of bus.hub.subscribers) {
+      if (!kinds.includes(s.kind)) continue;
+      let set = wanted.get(s.who.clientId);
+      if (!set) wanted.set(s.who.clientId, (set = new Set()));
+      set.add(s.kind);
+    }
+    let dropped = 0;
+    for (const [socket, { clientId, endpoint }] of this.active) {
+      const held = wanted.get(clientId);
+      if (!held) continue;
+      const match = [...held].some((k) => DROPPABLE[k].endpoint === endpoint);
+      if (!match) continue;
+      this.active.delete(socket);
+      socket.destroy();
+      dropped++;
+    }
+    return dropped;
+  }
 }

@@ -1,0 +1,205 @@
+// The chat room: one channel for what is said (private lines targeted with userIds), one for
+// who is here and who is typing. Who you are is a cookie the server's userIdLookup reads.
+
+import { publish } from "./api.js";
+import { clock } from "./format.js";
+
+const ROOM = "/chat/room";
+const PRESENCE = "/chat/presence";
+const HISTORY = -31; // the last 30 lines of the room when joining
+const HERE_EVERY = 20_000;
+const GONE_AFTER = 45_000;
+const TYPING_SHOWN = 3_000;
+
+const $ = (id) => document.getElementById(id);
+const people = new Map(); // name → last seen (ms)
+const typing = new Map(); // name → until (ms)
+let me = "";
+let shownPeople = "";
+let bus;
+
+/** A name is also the user id the server targets: trimmed, single-spaced, at most 24 characters. */
+function cleanName(raw) {
+  return raw.replace(/\s+/g, " ").trim().slice(0, 24);
+}
+
+function hue(name) {
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return `hsl(${h} 62% 42%)`;
+}
+
+function showMessage(m) {
+  const list = $("messages");
+  list.querySelector(".empty")?.remove();
+  const li = document.createElement("li");
+  li.className = "msg";
+  if (m.from === me) li.classList.add("mine");
+  if (m.to) li.classList.add("private");
+  li.style.setProperty("--who", hue(m.from));
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = m.from === me ? "You" : m.from;
+  const when = document.createElement("time");
+  when.textContent = clock(new Date(m.sentAt)).slice(0, 5);
+  meta.append(who, when);
+  if (m.to) {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = m.from === me ? `private to ${m.to}` : "private to you";
+    meta.append(badge);
+  }
+  const text = document.createElement("div");
+  text.className = "text";
+  text.textContent = m.text;
+  li.append(meta, text);
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(li);
+  if (atBottom || m.from === me) list.scrollTop = list.scrollHeight;
+}
+
+function renderPeople() {
+  const t = Date.now();
+  for (const [name, seen] of people) if (t - seen > GONE_AFTER && name !== me) people.delete(name);
+  const names = [...people.keys()].sort((a, b) => (a === me ? -1 : b === me ? 1 : a.localeCompare(b)));
+  const to = $("to");
+  const chosen = to.value;
+  // Rebuilding an open <select> closes it on phones: only when someone came or went.
+  const key = `${names.join("\n")}\n→${chosen}`;
+  if (key === shownPeople) return;
+  shownPeople = key;
+  $("people").replaceChildren(
+    ...names.map((name) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.style.setProperty("--who", hue(name));
+      b.setAttribute("aria-pressed", String(name === chosen));
+      const avatar = document.createElement("span");
+      avatar.className = "avatar";
+      avatar.textContent = [...name][0].toUpperCase();
+      b.append(avatar, document.createTextNode(name));
+      if (name === me) {
+        const you = document.createElement("span");
+        you.className = "you";
+        you.textContent = "(you)";
+        b.append(you);
+        b.disabled = true;
+      }
+      b.addEventListener("click", () => {
+        to.value = to.value === name ? "" : name;
+        renderPeople();
+        $("text").focus();
+      });
+      li.append(b);
+      return li;
+    }),
+  );
+  const others = names.filter((n) => n !== me);
+  to.replaceChildren(new Option("Everyone", ""), ...others.map((n) => new Option(`🔒 ${n}`, n)));
+  to.value = others.includes(chosen) ? chosen : "";
+}
+
+function renderTyping() {
+  const t = Date.now();
+  const names = [...typing].filter(([n, until]) => until > t && n !== me).map(([n]) => n);
+  $("typing").textContent = names.length ? `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…` : "";
+}
+
+function onPresence(p) {
+  if (!p || typeof p.from !== "string") return;
+  if (p.type === "leave") {
+    people.delete(p.from);
+    typing.delete(p.from);
+  } else {
+    people.set(p.from, Date.now());
+    if (p.type === "typing") typing.set(p.from, Date.now() + TYPING_SHOWN);
+    if (p.type === "hello" && p.from !== me) sayHere();
+  }
+  renderPeople();
+  renderTyping();
+}
+
+let lastHere = 0;
+function sayHere() {
+  // A newcomer's hello is answered by everyone; once per second is enough.
+  if (Date.now() - lastHere < 1000) return;
+  lastHere = Date.now();
+  publish(PRESENCE, { type: "here", from: me }).catch(() => {});
+}
+
+let lastTyping = 0;
+function sayTyping() {
+  if (Date.now() - lastTyping < 2000) return;
+  lastTyping = Date.now();
+  publish(PRESENCE, { type: "typing", from: me }).catch(() => {});
+}
+
+async function send(e) {
+  e.preventDefault();
+  const input = $("text");
+  const text = input.value.trim();
+  if (!text) return;
+  const to = $("to").value;
+  const data = { type: "say", from: me, text, sentAt: Date.now() };
+  input.value = "";
+  if (to) {
+    // Targeted: only the recipient's and the sender's connections receive it, live or from the backlog.
+    await publish(ROOM, { ...data, to }, { userIds: [to, me] });
+  } else {
+    await publish(ROOM, data);
+  }
+  typing.delete(me);
+}
+
+function join(name) {
+  me = name;
+  sessionStorage.setItem("cometbus-chat-name", me);
+  $("join").hidden = true;
+  $("room").hidden = false;
+  $("me").textContent = me;
+  $("messages").innerHTML = '<li class="empty">No messages yet. Say hello, then open this page in a second window as someone else.</li>';
+
+  const clientId = `chat-${Math.random().toString(36).slice(2, 12)}`;
+  bus = new window.MessageBus({ baseUrl: "/", clientId });
+  // The server's demo userIdLookup reads this cookie. Scoped to this window's client id, so two
+  // windows of one browser can be two different people.
+  const id = bus.clientId ?? clientId;
+  document.cookie = `demo_user=${encodeURIComponent(me)}; path=/message-bus/${id}/; SameSite=Strict`;
+  bus.onTransport?.((t) => ($("transport").textContent = `via ${t}`));
+  bus.subscribe(ROOM, (m) => m && m.type === "say" && showMessage(m), HISTORY);
+  bus.subscribe(PRESENCE, onPresence, -1);
+  bus.start();
+
+  people.set(me, Date.now());
+  renderPeople();
+  publish(PRESENCE, { type: "hello", from: me }).catch(() => {});
+  setInterval(sayHere, HERE_EVERY);
+  setInterval(() => {
+    renderPeople();
+    renderTyping();
+  }, 1000);
+  addEventListener("pagehide", () => {
+    fetch("/demo/publish", {
+      method: "POST",
+      keepalive: true,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ channel: PRESENCE, data: { type: "leave", from: me } }),
+    });
+  });
+  $("composer").addEventListener("submit", (e) => send(e).catch((err) => alert(err.message)));
+  $("text").addEventListener("input", sayTyping);
+  $("text").focus();
+}
+
+$("join").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = cleanName($("name").value);
+  if (name) join(name);
+});
+
+const saved = sessionStorage.getItem("cometbus-chat-name");
+if (saved) join(saved);
+else $("name").focus();
