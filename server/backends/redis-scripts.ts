@@ -1,0 +1,100 @@
+/**
+ * The Lua scripts of the Redis backend. Each runs atomically, so ids, backlogs and the epoch are
+ * always read and written together. Keys (after the prefix): `epoch`, `gid` (last global id),
+ * `ids` (hash channel → last message id), `global` (zset by global id), `log:<channel>` (zset by
+ * message id), `exp:<channel>` (zset: zero-padded message id by expiry).
+ *
+ * Expiry: a message's effective expiry is the smallest expiry of itself and every later message of
+ * its channel ("a message expiring takes older ones with it", as in the memory backend). It never
+ * decreases with the id, so expiring always drops a prefix, found by score in `exp:`. A publish
+ * with a shorter age pulls the later-expiring tail down to its own expiry.
+ */
+
+/** Reads the epoch, creating a new one when the store lost it (FLUSHALL, a restart without persistence). */
+const EPOCH = `
+local function epoch_of(key, fresh)
+  local e = redis.call('GET', key)
+  if not e then
+    redis.call('SET', key, fresh)
+    e = fresh
+  end
+  return e
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function expire(log, exp, now)
+  local dead = redis.call('ZREVRANGEBYSCORE', exp, now, '-inf', 'LIMIT', 0, 1)
+  if #dead > 0 then
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', tonumber(dead[1]))
+    redis.call('ZREMRANGEBYSCORE', exp, '-inf', now)
+  end
+end
+`;
+
+/**
+ * KEYS: epoch, gid, ids, global, log, exp. ARGV: channel, meta, dataJson, maxBacklogSize,
+ * maxBacklogAge (s), maxGlobalBacklogSize, fresh epoch, notify channel. Returns {epoch, gid, mid}.
+ */
+export const PUBLISH = `${EPOCH}
+local epoch = epoch_of(KEYS[1], ARGV[7])
+local gid = redis.call('INCR', KEYS[2])
+local mid = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+local entry = gid .. '|' .. mid .. '|' .. ARGV[2] .. '\\n' .. ARGV[3]
+redis.call('ZADD', KEYS[5], mid, entry)
+redis.call('ZADD', KEYS[4], gid, entry)
+local now = now_ms()
+local expires = now + math.floor(tonumber(ARGV[5]) * 1000)
+local later = redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. expires, '+inf')
+for i = 1, #later do redis.call('ZADD', KEYS[6], expires, later[i]) end
+redis.call('ZADD', KEYS[6], expires, string.format('%016d', mid))
+local size = tonumber(ARGV[4])
+if mid > size then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', mid - size)
+  local excess = redis.call('ZCARD', KEYS[6]) - redis.call('ZCARD', KEYS[5])
+  if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[6], 0, excess - 1) end
+end
+expire(KEYS[5], KEYS[6], now)
+redis.call('PEXPIREAT', KEYS[5], expires)
+redis.call('PEXPIREAT', KEYS[6], expires)
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[6]) + 1))
+redis.call('PUBLISH', ARGV[8], epoch .. ':' .. gid)
+return {epoch, gid, mid}
+`;
+
+/** KEYS: log, exp. ARGV: after message id. Returns the retained entries after it. */
+export const BACKLOG = `${EPOCH}
+expire(KEYS[1], KEYS[2], now_ms())
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+`;
+
+/** KEYS: epoch, gid, global. ARGV: after global id, page size, fresh epoch. Returns {epoch, last gid, entries}. */
+export const GLOBAL = `${EPOCH}
+local epoch = epoch_of(KEYS[1], ARGV[3])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local items = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+return {epoch, last, items}
+`;
+
+/** KEYS: epoch, gid, ids. ARGV: fresh epoch, channels… Returns {epoch, last gid, last ids…}. */
+export const SNAPSHOT = `${EPOCH}
+local epoch = epoch_of(KEYS[1], ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local ids = {}
+if #ARGV > 1 then ids = redis.call('HMGET', KEYS[3], unpack(ARGV, 2)) end
+for i = 1, #ids do ids[i] = tonumber(ids[i] or '0') end
+return {epoch, last, ids}
+`;
+
+/** KEYS: epoch, gid, ids, global. ARGV: new epoch, key prefix, notify channel. */
+export const RESET = `
+local channels = redis.call('HKEYS', KEYS[3])
+for i = 1, #channels do
+  redis.call('DEL', ARGV[2] .. 'log:' .. channels[i], ARGV[2] .. 'exp:' .. channels[i])
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1] .. ':0')
+return ARGV[1]
+`;

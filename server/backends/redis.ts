@@ -1,0 +1,233 @@
+import { createHash } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
+import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
+import { type FeedPage, GlobalFeed } from "./shared-feed.js";
+import { BackendUnavailableError, encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
+import { throttledReporter } from "./shared-errors.js";
+
+export interface RedisBackendOptions {
+  /** `redis://[:password@]host:port/db`; `?prefix=` in the URL sets `prefix`. */
+  url?: string;
+  /** Prefix of every key and of the notification channel. Default `cometbus:`. */
+  prefix?: string;
+  /** Extra ioredis options (TLS, sentinels, …). */
+  redis?: RedisOptions;
+  /** Messages read per round trip when catching up. Default 1000. */
+  pageSize?: number;
+  /** How often a process checks for messages whose notification it may have missed, in ms. Default 2000. */
+  safetyPollMs?: number;
+  /** Connection trouble and failed reads. Default: one `console.error` line per outage. */
+  onError?: (error: unknown) => void;
+}
+
+type Reply = [string, number, string[]];
+
+/**
+ * Redis as a shared store (DESIGN §3): one Lua script per publish assigns both ids, appends to the
+ * channel's and the global backlog, trims, and PUBLISHes `epoch:globalId`; every process reads the
+ * global backlog after the last id it delivered (GlobalFeed), so a lost notification costs latency,
+ * never a message.
+ */
+export class RedisBackend implements Backend {
+  readonly kind = "redis";
+  readonly prefix: string;
+  private readonly commands: Redis;
+  private readonly listener: Redis;
+  private feed?: GlobalFeed;
+  private readonly keys: { epoch: string; gid: string; ids: string; global: string };
+  private readonly notifyChannel: string;
+  private readonly pageSize: number;
+  private readonly report: (e: unknown) => void;
+  private closed = false;
+
+  constructor(private readonly options: RedisBackendOptions = {}) {
+    const { url, prefix } = parseRedisUrl(options.url ?? "redis://127.0.0.1:6379");
+    this.prefix = options.prefix ?? prefix ?? "cometbus:";
+    this.pageSize = options.pageSize ?? 1000;
+    const user = options.onError;
+    this.report = user ? (e) => e !== null && user(e) : throttledReporter("Redis");
+    const p = this.prefix;
+    this.keys = { epoch: p + "epoch", gid: p + "gid", ids: p + "ids", global: p + "global" };
+    this.notifyChannel = p + "notify";
+    const base: RedisOptions = {
+      lazyConnect: true,
+      // While Redis is down a publish must fail at once, not wait in a queue, and a command whose
+      // answer was lost must not be sent twice (it may have run): the caller gets an error instead.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+      connectionName: "cometbus",
+      ...options.redis,
+    };
+    this.commands = new Redis(url, base);
+    this.listener = new Redis(url, { ...base, autoResubscribe: true });
+    for (const r of [this.commands, this.listener]) {
+      r.on("error", (e) => this.report(e));
+      r.on("ready", () => this.report(null));
+    }
+  }
+
+  get epoch(): string {
+    return this.feed?.epoch ?? "";
+  }
+
+  async start(events: BackendEvents): Promise<void> {
+    const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
+    await Promise.all([this.commands.connect(), this.listener.connect()]);
+    this.listener.on("message", (channel: string, payload: string) => {
+      if (channel === this.notifyChannel) feed.notify(payload);
+    });
+    // After a reconnect, whatever was published meanwhile is read from the backlog.
+    this.listener.on("ready", () => feed.poke());
+    await this.listener.subscribe(this.notifyChannel);
+    const [epoch, last] = await this.eval<Reply>(SNAPSHOT, [this.keys.epoch, this.keys.gid, this.keys.ids], [randomEpoch()]);
+    feed.begin(epoch, last, this.options.safetyPollMs ?? 2000);
+    this.feed = feed;
+    feed.poke();
+  }
+
+  async append(req: AppendRequest): Promise<StoredMessage> {
+    const k = this.keys;
+    let reply: [string, number, number];
+    try {
+      reply = await this.eval(
+        PUBLISH,
+        [k.epoch, k.gid, k.ids, k.global, this.logKey(req.channel), this.expKey(req.channel)],
+        [
+          req.channel,
+          encodeMeta(req),
+          req.dataJson,
+          String(req.maxBacklogSize),
+          String(req.maxBacklogAge),
+          String(req.maxGlobalBacklogSize),
+          randomEpoch(),
+          this.notifyChannel,
+        ],
+      );
+    } catch (e) {
+      throw new BackendUnavailableError("Redis", e);
+    }
+    const [epoch, gid, mid] = reply;
+    // This publish found the store empty (flushed): the process learns the new epoch at once.
+    if (this.feed && epoch !== this.feed.epoch) this.feed.poke();
+    return publishedMessage(req, gid, mid);
+  }
+
+  async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+    const entries = await this.eval<string[]>(BACKLOG, [this.logKey(channel), this.expKey(channel)], [String(afterId)]);
+    return entries.map(decodeEntry);
+  }
+
+  async globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    for (;;) {
+      const page = await this.readGlobal(out.length ? out[out.length - 1].global_id : afterGlobalId);
+      out.push(...page.messages);
+      if (page.messages.length < this.pageSize) return out;
+    }
+  }
+
+  async snapshot(channels: Iterable<string>): Promise<Snapshot> {
+    const list = [...channels];
+    const [epoch, globalId, ids] = await this.eval<[string, number, number[]]>(
+      SNAPSHOT,
+      [this.keys.epoch, this.keys.gid, this.keys.ids],
+      [randomEpoch(), ...list],
+    );
+    if (this.feed && epoch !== this.feed.epoch) this.feed.poke();
+    return { epoch, globalId, lastIds: new Map(list.map((c, i) => [c, ids[i]])) };
+  }
+
+  async reset(): Promise<void> {
+    const k = this.keys;
+    const epoch = await this.eval<string>(RESET, [k.epoch, k.gid, k.ids, k.global], [randomEpoch(), this.prefix, this.notifyChannel]);
+    this.feed?.switchEpoch(epoch);
+  }
+
+  /** Deletes every key under the prefix (tests, uninstall). */
+  async destroy(): Promise<void> {
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.commands.scan(cursor, "MATCH", escapeGlob(this.prefix) + "*", "COUNT", 1000);
+      if (keys.length) await this.commands.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.feed?.close();
+    await Promise.all([quit(this.commands), quit(this.listener)]);
+  }
+
+  private async readGlobal(after: number): Promise<FeedPage> {
+    const [epoch, lastGlobalId, entries] = await this.eval<Reply>(
+      GLOBAL,
+      [this.keys.epoch, this.keys.gid, this.keys.global],
+      [String(after), String(this.pageSize), randomEpoch()],
+    );
+    return { epoch, lastGlobalId, messages: entries.map(decodeEntry) };
+  }
+
+  private logKey(channel: string): string {
+    return this.prefix + "log:" + channel;
+  }
+
+  private expKey(channel: string): string {
+    return this.prefix + "exp:" + channel;
+  }
+
+  /** EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
+  private async eval<T>(script: string, keys: string[], args: string[]): Promise<T> {
+    const sha = shaOf(script);
+    try {
+      return (await this.commands.evalsha(sha, keys.length, ...keys, ...args)) as T;
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith("NOSCRIPT")) throw e;
+      return (await this.commands.eval(script, keys.length, ...keys, ...args)) as T;
+    }
+  }
+}
+
+const shas = new Map<string, string>();
+function shaOf(script: string): string {
+  let sha = shas.get(script);
+  if (!sha) shas.set(script, (sha = createHash("sha1").update(script).digest("hex")));
+  return sha;
+}
+
+/** `gid|mid|meta\ndataJson` */
+function decodeEntry(entry: string): StoredMessage {
+  const a = entry.indexOf("|");
+  const b = entry.indexOf("|", a + 1);
+  const nl = entry.indexOf("\n", b + 1);
+  return storedMessage(Number(entry.slice(0, a)), Number(entry.slice(a + 1, b)), entry.slice(b + 1, nl), entry.slice(nl + 1));
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+async function quit(r: Redis): Promise<void> {
+  try {
+    if (r.status === "ready") await r.quit();
+    else r.disconnect();
+  } catch {
+    r.disconnect();
+  }
+}
+
+/** Takes cometbus's own `prefix` out of the URL's query; ioredis reads the rest. */
+export function parseRedisUrl(raw: string): { url: string; prefix?: string } {
+  const u = new URL(raw);
+  const prefix = u.searchParams.get("prefix") ?? undefined;
+  u.searchParams.delete("prefix");
+  return { url: u.toString(), prefix };
+}
+
+export function createBackend(url: string): Backend {
+  return new RedisBackend({ url });
+}
