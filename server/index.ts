@@ -2,6 +2,8 @@ export { MessageBus, type MessageBusOptions, type PublishOptions, type Published
 export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./backend.js";
 export { randomEpoch } from "./backend.js";
 export { MemoryBackend } from "./backends/memory.js";
+export { RedisBackend, type RedisBackendOptions } from "./backends/redis.js";
+export { PostgresBackend, type PostgresBackendOptions } from "./backends/postgres.js";
 export type { Identity } from "./identity.js";
 export type { Listening } from "./node.js";
 export type { Message, StatusData } from "../src/envelope.js";
