@@ -10,6 +10,7 @@ import { handleSse } from "./transports/sse.js";
 import { NO_CACHE } from "./transports/common.js";
 import { acceptUpgrade } from "./upgrade.js";
 import { checkClientId } from "../src/channel.js";
+import { BackendUnavailableError } from "./backends/shared-errors.js";
 
 /** The browser bundle, if it has been built (`npm run build`). */
 function clientBundle(): string | null {
@@ -35,6 +36,8 @@ export function createRoutes(bus: MessageBus): Hono {
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
+    // The shared store is down: the publish was not taken, the caller may retry.
+    if (err instanceof BackendUnavailableError) return c.json({ error: err.message }, 503);
     bus.logError(err);
     return c.json({ error: "internal error" }, 500);
   });

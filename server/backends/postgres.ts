@@ -1,9 +1,9 @@
 import pg from "pg";
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
 import { schemaSql } from "./postgres-schema.js";
-import { throttledReporter } from "./shared-errors.js";
+import { BackendUnavailableError, reading, throttledReporter } from "./shared-errors.js";
 import { type FeedPage, GlobalFeed } from "./shared-feed.js";
-import { BackendUnavailableError, encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
+import { encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
 
 export interface PostgresBackendOptions {
   /** `postgres://user@host:port/db`; `?schema=` sets `schema`, `?application_name=` names the connections. */
@@ -100,7 +100,11 @@ export class PostgresBackend implements Backend {
     return publishedMessage(req, Number(row.out_global_id), Number(row.out_message_id));
   }
 
-  async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+  backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+    return reading("PostgreSQL", () => this.readBacklog(channel, afterId));
+  }
+
+  private async readBacklog(channel: string, afterId: number): Promise<StoredMessage[]> {
     const r = await this.pool.query<Row>(
       `SELECT global_id, message_id, meta, data FROM ${this.S}.backlog
        WHERE channel = $1 AND message_id > $2 AND expires_at > ${this.S}.now_ms() ORDER BY message_id`,
@@ -109,7 +113,11 @@ export class PostgresBackend implements Backend {
     return r.rows.map(decodeRow);
   }
 
-  async globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
+  globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
+    return reading("PostgreSQL", () => this.readGlobalBacklog(afterGlobalId));
+  }
+
+  private async readGlobalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (;;) {
       const page = await this.readGlobal(out.length ? out[out.length - 1].global_id : afterGlobalId);
@@ -118,7 +126,11 @@ export class PostgresBackend implements Backend {
     }
   }
 
-  async snapshot(channels: Iterable<string>): Promise<Snapshot> {
+  snapshot(channels: Iterable<string>): Promise<Snapshot> {
+    return reading("PostgreSQL", () => this.readSnapshot(channels));
+  }
+
+  private async readSnapshot(channels: Iterable<string>): Promise<Snapshot> {
     const list = [...channels];
     // One statement, one snapshot: the epoch, the last global id and the channels' ids agree.
     const r = await this.pool.query<{ epoch: string; global_id: string; ids: Record<string, number> }>(

@@ -3,8 +3,8 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
 import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
 import { type FeedPage, GlobalFeed } from "./shared-feed.js";
-import { BackendUnavailableError, encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
-import { throttledReporter } from "./shared-errors.js";
+import { encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
+import { BackendUnavailableError, reading, throttledReporter } from "./shared-errors.js";
 
 export interface RedisBackendOptions {
   /** `redis://[:password@]host:port/db`; `?prefix=` in the URL sets `prefix`. */
@@ -115,12 +115,20 @@ export class RedisBackend implements Backend {
     return publishedMessage(req, gid, mid);
   }
 
-  async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+  backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+    return reading("Redis", () => this.readBacklog(channel, afterId));
+  }
+
+  private async readBacklog(channel: string, afterId: number): Promise<StoredMessage[]> {
     const entries = await this.eval<string[]>(BACKLOG, [this.logKey(channel), this.expKey(channel)], [String(afterId)]);
     return entries.map(decodeEntry);
   }
 
-  async globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
+  globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
+    return reading("Redis", () => this.readGlobalBacklog(afterGlobalId));
+  }
+
+  private async readGlobalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (;;) {
       const page = await this.readGlobal(out.length ? out[out.length - 1].global_id : afterGlobalId);
@@ -129,7 +137,11 @@ export class RedisBackend implements Backend {
     }
   }
 
-  async snapshot(channels: Iterable<string>): Promise<Snapshot> {
+  snapshot(channels: Iterable<string>): Promise<Snapshot> {
+    return reading("Redis", () => this.readSnapshot(channels));
+  }
+
+  private async readSnapshot(channels: Iterable<string>): Promise<Snapshot> {
     const list = [...channels];
     const [epoch, globalId, ids] = await this.eval<[string, number, number[]]>(
       SNAPSHOT,

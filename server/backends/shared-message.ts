@@ -74,11 +74,3 @@ export function publishedMessage(req: AppendRequest, globalId: number, messageId
   const message = storedMessage(globalId, messageId, { c: req.channel }, req.dataJson, { data: req.data });
   return Object.assign(message, targetsOf(req));
 }
-
-/** Errors of a store that is down, worded so an operator knows what happened. */
-export class BackendUnavailableError extends Error {
-  constructor(kind: string, cause: unknown) {
-    super(`cometbus: ${kind} is unavailable, message not published: ${cause instanceof Error ? cause.message : String(cause)}`);
-    this.name = "BackendUnavailableError";
-  }
-}
