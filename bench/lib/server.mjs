@@ -1,0 +1,89 @@
+// Starts a server under test in its own process with a raised descriptor limit, and stops it.
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { rmSync } from "node:fs";
+import { nchanCommand } from "../servers/nchan.mjs";
+import { tree } from "./proc.mjs";
+
+// As high as we may: 65536, or the hard limit when we may not raise it (containers without CAP_SYS_RESOURCE).
+const NOFILE = "65536 2>/dev/null || ulimit -n $(ulimit -Hn)";
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHttp(port, path, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      if (r.ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing answered on port ${port}`);
+}
+
+/** Spawns a command with the descriptor limit raised (a shell's `ulimit`, then `exec`). */
+export function spawnRaised(cmd, args, stdio, env = {}) {
+  const quoted = [cmd, ...args].map((a) => `'${a}'`).join(" ");
+  return spawn("sh", ["-c", `{ ulimit -n ${NOFILE}; } && exec ${quoted}`], { stdio, env: { ...process.env, ...env } });
+}
+
+/** `kind`: a file name in bench/servers (Node) or "nchan". Resolves { port, pid, pids(), mem(), stop() }. */
+export async function startServer(kind, env = {}) {
+  let cmd, args, dir, port;
+  if (kind === "nchan") {
+    port = await freePort();
+    ({ cmd, args, dir } = nchanCommand(port));
+  } else {
+    cmd = process.execPath;
+    args = ["--expose-gc", new URL(`../servers/${kind}.mjs`, import.meta.url).pathname];
+  }
+  const child = spawnRaised(cmd, args, ["ignore", "pipe", "inherit", ...(kind === "nchan" ? [] : ["ipc"])], env);
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  if (kind === "nchan") {
+    await waitHttp(port, "/hello", 10_000);
+  } else {
+    port = await new Promise((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+        const m = out.match(/READY (\d+)/);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once("exit", (code) => reject(new Error(`${kind} exited with ${code} before it was ready`)));
+    });
+  }
+  let pids = tree(child.pid);
+  return {
+    port,
+    pid: child.pid,
+    pids: () => (kind === "nchan" ? (pids = tree(child.pid)) : pids),
+    /** { rss, heapUsed } after a GC (heap only for Node servers). */
+    mem() {
+      if (!child.connected) return Promise.resolve(null);
+      return new Promise((resolve) => {
+        child.once("message", (m) => resolve(m.mem));
+        child.send("mem");
+      });
+    },
+    async stop() {
+      // nginx's worker outlives a killed master: kill the whole tree.
+      for (const p of tree(child.pid).reverse()) {
+        try {
+          process.kill(p, "SIGKILL");
+        } catch {}
+      }
+      await exited;
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// `npm run bench`: every scenario of issue 7 against cometbus and the baselines, in one run.
+//   --quick            shorter and smaller, for iterating
+//   --only a,b         scenarios by name (fanout-1k-r20, fanout-1k, fanout-max, idle-10k, poll-rps, publish)
+//   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")
+//   --workers N        generator processes (default 1)
+//   --repeat N         run every cell N times (default 1)
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { parseArgs } from "node:util";
+import { SCENARIOS } from "./scenarios/index.mjs";
+import { markdown } from "./lib/table.mjs";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    targets: { type: "string" },
+    workers: { type: "string", default: "1" },
+    repeat: { type: "string", default: "1" },
+  },
+});
+const root = new URL("..", import.meta.url).pathname;
+
+// The server under test is compiled from the working tree into bench/.dist, so a concurrent
+// `npm run build` (which empties dist/) cannot pull it away mid-run.
+execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json", "--outDir", "bench/.dist", "--declaration", "false", "--sourceMap", "false"], {
+  cwd: root,
+  stdio: "inherit",
+});
+
+const only = values.only?.split(",");
+const filters = values.targets?.split(",");
+const opts = { quick: values.quick, workers: Number(values.workers) };
+const results = {
+  date: new Date().toISOString(),
+  quick: values.quick,
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() },
+  scenarios: {},
+};
+const started = Date.now();
+for (const sc of SCENARIOS) {
+  if (only && !only.includes(sc.name)) continue;
+  const rows = (results.scenarios[sc.name] = { describe: sc.describe(opts), cells: [] });
+  for (const targetName of sc.targets(opts)) {
+    if (filters && !filters.some((f) => targetName.includes(f))) continue;
+    for (let r = 0; r < Number(values.repeat); r++) {
+      process.stdout.write(`${sc.name} · ${targetName}${values.repeat > 1 ? ` #${r + 1}` : ""} … `);
+      let cell;
+      try {
+        cell = await sc.run(targetName, opts);
+      } catch (e) {
+        cell = { error: String(e?.stack ?? e) };
+      }
+      rows.cells.push({ target: targetName, ...cell });
+      process.stdout.write(sc.summary(cell) + "\n");
+    }
+  }
+}
+
+// publish.mjs (another helper's) measures publishing per backend; run it if it is there.
+if ((!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", import.meta.url))) {
+  const r = spawnSync(process.execPath, [new URL("./publish.mjs", import.meta.url).pathname, ...(values.quick ? ["--quick"] : [])], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  results.publish = { exitCode: r.status };
+}
+
+results.minutes = Math.round((Date.now() - started) / 600) / 100;
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+const stamp = results.date.replace(/[:.]/g, "-");
+const md = markdown(results);
+const suffix = values.quick ? "-quick" : "";
+writeFileSync(new URL(`./results/${stamp}${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");
+writeFileSync(new URL(`./results/latest${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");
+writeFileSync(new URL(`./results/latest${suffix}.md`, import.meta.url), md);
+process.stdout.write("\n" + md + `\n(${results.minutes} min; bench/results/latest${suffix}.json)\n`);
