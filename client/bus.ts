@@ -1,0 +1,222 @@
+import { Negotiator } from "./negotiate.js";
+import { Subscriptions } from "./subscriptions.js";
+import { LongPollTransport } from "./transports/long-poll.js";
+import { PollTransport } from "./transports/poll.js";
+import { SseTransport } from "./transports/sse.js";
+import { WebSocketTransport } from "./transports/websocket.js";
+import type { Callback, ClientOptions, Host, Message, Stats, Transport, TransportEvents, TransportName } from "./types.js";
+
+function uniqueId(): string {
+  let s = "";
+  for (let i = 0; i < 32; i++) s += ((Math.random() * 16) | 0).toString(16);
+  return s;
+}
+
+function pageHidden(): boolean {
+  return typeof document !== "undefined" && document.visibilityState === "hidden";
+}
+
+function createTransport(host: Host, name: TransportName, events: TransportEvents): Transport {
+  switch (name) {
+    case "websocket":
+      return new WebSocketTransport(host, events);
+    case "sse":
+      return new SseTransport(host, events);
+    case "long-poll":
+      return new LongPollTransport(host, events);
+    default:
+      return new PollTransport(host, events);
+  }
+}
+
+/**
+ * message-bus-client's API on cometbus's transports: subscribe / unsubscribe / start / stop / pause /
+ * resume / status and its settings as plain properties, plus `transports`, `onTransport`, `onReset`.
+ */
+export class MessageBus implements Host, ClientOptions {
+  baseUrl = "/";
+  clientId = uniqueId();
+  headers: Record<string, string> = {};
+  callbackInterval = 15000;
+  backgroundCallbackInterval = 60000;
+  minPollInterval = 100;
+  maxPollInterval = 180000;
+  alwaysLongPoll = false;
+  enableLongPolling = true;
+  enableChunkedEncoding = true;
+  firstChunkTimeout = 3000;
+  retryChunkedAfterRequests = 30;
+  transports: TransportName[] = ["websocket", "sse", "long-poll", "poll"];
+  heartbeatInterval = 25000;
+  retryTransportInterval = 10000;
+  path = "message-bus";
+
+  readonly stats: Stats = { requests: 0, frames: 0, bytes: 0, transportSwitches: 0 };
+  chunkedBackoff = 0;
+
+  private readonly subs = new Subscriptions();
+  private readonly negotiator: Negotiator;
+  private started = false;
+  private stopped = false;
+  private paused = false;
+  private later: Message[] = [];
+  private current: TransportName | null = null;
+  private transportListeners: ((name: TransportName) => void)[] = [];
+  private resetListeners: ((channel: string) => void)[] = [];
+  private refreshQueued = false;
+  private onVisibility = () => this.negotiator.visibility();
+
+  constructor(options: Partial<ClientOptions> = {}) {
+    Object.assign(this, options);
+    this.negotiator = new Negotiator(this, (name, events) => createTransport(this, name, events), (name) => this.switched(name));
+  }
+
+  get options(): ClientOptions {
+    return this;
+  }
+
+  get epoch(): string {
+    return this.subs.epoch;
+  }
+
+  /** The transport delivering right now, or null when stopped or idle. */
+  get transport(): TransportName | null {
+    return this.current;
+  }
+
+  /** message-bus-client's list of `{channel, func}`. */
+  get callbacks(): readonly { channel: string; func: Callback }[] {
+    return this.subs.callbacks;
+  }
+
+  /**
+   * lastId: -1 new messages only (default), -N the last N-1 then new ones, k ≥ 0 everything after k.
+   * Starts the bus, as message-bus-client does.
+   */
+  subscribe(channel: string, func: Callback, lastId: number = -1): Callback {
+    if (typeof channel !== "string") throw new TypeError("Channel name must be a string!");
+    if (lastId === null || lastId === undefined) lastId = -1;
+    if (typeof lastId !== "number") throw new TypeError(`lastId has type ${typeof lastId} but a number was expected.`);
+    if (!this.started && !this.stopped) this.start();
+    this.subs.add(channel, func, lastId);
+    this.queueRefresh();
+    return func;
+  }
+
+  /** A trailing `*` matches every channel with that prefix; `func` removes only that callback. */
+  unsubscribe(channel: string, func?: Callback): boolean {
+    const removed = this.subs.remove(channel, func);
+    if (removed) this.queueRefresh();
+    return removed;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stopped = false;
+    if (typeof document !== "undefined" && document.addEventListener) {
+      document.addEventListener("visibilitychange", this.onVisibility);
+    }
+    this.queueRefresh();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.started = false;
+    this.negotiator.stop();
+    if (typeof document !== "undefined" && document.removeEventListener) {
+      document.removeEventListener("visibilitychange", this.onVisibility);
+    }
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const due = this.later;
+    this.later = [];
+    this.dispatch(due);
+  }
+
+  status(): "paused" | "started" | "stopped" {
+    if (this.paused) return "paused";
+    return this.started ? "started" : "stopped";
+  }
+
+  onTransport(fn: (name: TransportName) => void): () => void {
+    this.transportListeners.push(fn);
+    return () => (this.transportListeners = this.transportListeners.filter((f) => f !== fn));
+  }
+
+  /** `fn(channel)`: what was asked for on the channel is gone (server reset, trimmed); it starts over at 0. */
+  onReset(fn: (channel: string) => void): () => void {
+    this.resetListeners.push(fn);
+    return () => (this.resetListeners = this.resetListeners.filter((f) => f !== fn));
+  }
+
+  // ---- Host: what the transports use --------------------------------------------------------------
+
+  url(what: "poll" | "sse" | "ws"): string {
+    const base = this.baseUrl.endsWith("/") ? this.baseUrl : this.baseUrl + "/";
+    return `${base}${this.path}/${encodeURIComponent(this.clientId)}/${what}`;
+  }
+
+  subscription(): Record<string, number | string> {
+    return this.subs.body();
+  }
+
+  channels(): string[] {
+    return this.subs.channels();
+  }
+
+  background(): boolean {
+    return pageHidden() && !this.alwaysLongPoll;
+  }
+
+  receive(batch: Message[], sentEpoch: string): void {
+    const due = this.subs.take(batch, sentEpoch, (ch) => {
+      for (const fn of this.resetListeners) fn(ch);
+    });
+    if (!due.length) return;
+    if (this.paused) this.later.push(...due);
+    else this.dispatch(due);
+  }
+
+  // ---- inside ----------------------------------------------------------------------------------------
+
+  private dispatch(messages: Message[]): void {
+    for (const m of messages) {
+      for (const c of this.subs.callbacks.slice()) {
+        if (c.channel !== m.channel) continue;
+        try {
+          c.func(m.data, m.global_id, m.message_id);
+        } catch (e) {
+          // One failing callback must not cost the others their messages.
+          console.error("cometbus: callback for " + m.channel + " threw", e);
+        }
+      }
+    }
+  }
+
+  /** Subscribes in one go when several calls come in the same tick. */
+  private queueRefresh(): void {
+    if (this.refreshQueued) return;
+    this.refreshQueued = true;
+    queueMicrotask(() => {
+      this.refreshQueued = false;
+      if (!this.started) return;
+      if (!this.subs.positions.size) this.negotiator.stop();
+      else if (!this.negotiator.running) this.negotiator.start();
+      else this.negotiator.refresh();
+    });
+  }
+
+  private switched(name: TransportName | null): void {
+    if (name === this.current) return;
+    if (name && this.current) this.stats.transportSwitches++;
+    this.current = name;
+    if (name) for (const fn of this.transportListeners) fn(name);
+  }
+}

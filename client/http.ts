@@ -1,0 +1,53 @@
+import { retryAfterMs } from "./backoff.js";
+import type { Host } from "./types.js";
+
+/** A response that was not 2xx; `retryAfter` (ms) when the server said when to come back. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly retryAfter: number | null,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/** POSTs the subscription as JSON with the app's headers; rejects on network errors and non-2xx. */
+export async function postSubscription(
+  host: Host,
+  url: string,
+  body: Record<string, number | string>,
+  signal: AbortSignal,
+  extraHeaders?: Record<string, string>,
+): Promise<Response> {
+  host.stats.requests++;
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-SILENCE-LOGGER": "true", ...host.options.headers, ...extraHeaders },
+    body: JSON.stringify(body),
+    signal,
+    cache: "no-store",
+    credentials: "same-origin",
+  });
+  if (!res.ok) {
+    const retry = res.status === 429 ? retryAfterMs(res.headers.get("retry-after")) : null;
+    void res.body?.cancel().catch(() => {});
+    throw new HttpError(res.status, retry);
+  }
+  return res;
+}
+
+/** Reads a streamed body as text pieces; `onText` returns false to stop reading. */
+export async function readText(res: Response, host: Host, onText: (text: string) => boolean | void): Promise<void> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      host.stats.bytes += value.byteLength;
+      if (onText(decoder.decode(value, { stream: true })) === false) break;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}

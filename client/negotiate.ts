@@ -1,0 +1,164 @@
+import { doublingBackoff } from "./backoff.js";
+import { recall, remember } from "./remember.js";
+import type { Host, Transport, TransportEvents, TransportName } from "./types.js";
+
+const HTTP: TransportName[] = ["long-poll", "poll"];
+
+export type TransportFactory = (name: TransportName, events: TransportEvents) => Transport;
+
+/**
+ * DESIGN §4. One transport is active and delivers; a better one is probed beside it and takes over
+ * once it has proved itself. Both read and write the same positions, so the overlap is harmless.
+ * A transport that fails gives way at once to the next one down and rests (doubling, capped,
+ * jittered) before it is probed again. A hidden tab polls slowly until it shows again.
+ */
+export class Negotiator implements TransportEvents {
+  active: Transport | null = null;
+  private probe: Transport | null = null;
+  private pool = new Map<TransportName, Transport>();
+  private strikes = new Map<TransportName, number>();
+  private restUntil = new Map<TransportName, number>();
+  private timer?: ReturnType<typeof setTimeout>;
+  private backgroundMode = false;
+
+  constructor(
+    private readonly host: Host,
+    private readonly create: TransportFactory,
+    private readonly changed: (name: TransportName | null) => void,
+  ) {}
+
+  get running(): boolean {
+    return this.active !== null;
+  }
+
+  /** The preference order, as configured, without what the settings rule out. */
+  private order(): TransportName[] {
+    const o = this.host.options;
+    const list = o.transports.filter((n, i) => o.transports.indexOf(n) === i && (o.enableLongPolling || n !== "long-poll"));
+    return list.length ? list : ["poll"];
+  }
+
+  private get(name: TransportName): Transport {
+    let t = this.pool.get(name);
+    if (!t) this.pool.set(name, (t = this.create(name, this)));
+    return t;
+  }
+
+  private resting(name: TransportName): boolean {
+    return (this.restUntil.get(name) ?? 0) > Date.now();
+  }
+
+  start(): void {
+    if (this.host.background()) return this.enterBackground();
+    const list = this.order();
+    const known = recall(this.host.url("poll"));
+    // Deliver at once on what worked last time, or on plain HTTP, which always gets through.
+    const first =
+      (known && list.includes(known) && !this.resting(known) ? known : null) ??
+      list.find((n) => HTTP.includes(n) && !this.resting(n)) ??
+      list.find((n) => !this.resting(n)) ??
+      list[list.length - 1];
+    this.activate(first);
+    this.consider();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.probe?.stop();
+    this.active?.stop();
+    this.probe = null;
+    if (this.active) {
+      this.active = null;
+      this.changed(null);
+    }
+  }
+
+  /** The channels changed. */
+  refresh(): void {
+    this.active?.refresh();
+    this.probe?.refresh();
+  }
+
+  /** The page was hidden or shown. */
+  visibility(): void {
+    if (!this.active) return;
+    const hidden = this.host.background();
+    if (hidden && !this.backgroundMode) this.enterBackground();
+    else if (!hidden && this.backgroundMode) {
+      this.backgroundMode = false;
+      this.stop();
+      this.start();
+    }
+  }
+
+  private enterBackground(): void {
+    this.backgroundMode = true;
+    clearTimeout(this.timer);
+    this.probe?.stop();
+    this.probe = null;
+    if (this.active?.name !== "poll") this.activate("poll");
+  }
+
+  private activate(name: TransportName): void {
+    const next = this.get(name);
+    if (this.active === next) return;
+    this.active?.stop();
+    this.active = next;
+    next.start();
+    this.changed(name);
+  }
+
+  /** Probes the best transport above the active one that is not resting, or waits until one is rested. */
+  private consider(): void {
+    clearTimeout(this.timer);
+    if (this.probe || !this.active || this.backgroundMode) return;
+    const list = this.order();
+    const at = list.indexOf(this.active.name);
+    const better = list.slice(0, at < 0 ? list.length : at);
+    const ready = better.find((n) => !this.resting(n));
+    if (ready) {
+      this.probe = this.get(ready);
+      this.probe.start();
+      return;
+    }
+    if (!better.length) return;
+    const wake = Math.min(...better.map((n) => this.restUntil.get(n) ?? 0));
+    this.timer = setTimeout(() => this.consider(), Math.max(0, wake - Date.now()) + 1);
+  }
+
+  up(t: Transport): void {
+    if (t === this.probe) {
+      this.probe = null;
+      const old = this.active;
+      this.active = t;
+      old?.stop();
+      this.changed(t.name);
+    } else if (t !== this.active) return;
+    this.strikes.delete(t.name);
+    if (!this.backgroundMode) remember(this.host.url("poll"), t.name);
+    this.consider();
+  }
+
+  fail(t: Transport, _why: string, retryAfterMs?: number): void {
+    const o = this.host.options;
+    const strikes = (this.strikes.get(t.name) ?? 0) + 1;
+    this.strikes.set(t.name, strikes);
+    const rest = retryAfterMs ?? doublingBackoff(strikes, o.retryTransportInterval, o.maxPollInterval);
+    this.restUntil.set(t.name, Date.now() + rest);
+    if (t === this.probe) {
+      t.stop();
+      this.probe = null;
+      return this.consider();
+    }
+    if (t !== this.active) return;
+    const list = this.order();
+    const lower = list.slice(list.indexOf(t.name) + 1).find((n) => !this.resting(n));
+    if (lower) {
+      this.activate(lower);
+    } else {
+      // Nothing to fall back to: this one tries again once rested.
+      t.retry(rest);
+    }
+    this.consider();
+  }
+}

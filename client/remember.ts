@@ -1,0 +1,44 @@
+import type { TransportName } from "./types.js";
+
+const memory = new Map<string, string>();
+
+function storage(): Storage | null {
+  try {
+    return typeof localStorage !== "undefined" ? localStorage : null;
+  } catch {
+    // Sandboxed frames throw on access.
+    return null;
+  }
+}
+
+function key(url: string): string {
+  try {
+    const base = typeof location !== "undefined" ? location.href : undefined;
+    const u = new URL(url, base);
+    return "cometbus:transport:" + u.origin + u.pathname.replace(/\/[^/]*\/[^/]*$/, "");
+  } catch {
+    return "cometbus:transport:" + url;
+  }
+}
+
+/** The last transport that worked for a bus (origin and path), to start there next time. */
+export function recall(url: string): TransportName | null {
+  const k = key(url);
+  let v: string | null = memory.get(k) ?? null;
+  try {
+    v = storage()?.getItem(k) ?? v;
+  } catch {
+    // Storage can be disabled; memory still helps this page.
+  }
+  return v as TransportName | null;
+}
+
+export function remember(url: string, name: TransportName): void {
+  const k = key(url);
+  memory.set(k, name);
+  try {
+    storage()?.setItem(k, name);
+  } catch {
+    // Quota or privacy mode.
+  }
+}

@@ -1,0 +1,97 @@
+import { linearBackoff } from "../backoff.js";
+import { HttpError } from "../http.js";
+import type { Host, Transport, TransportEvents, TransportName } from "../types.js";
+
+/**
+ * What every transport shares: a running flag, one timer for the next attempt, a watchdog that
+ * calls a silent connection dead after two heartbeats, and a generation number so a connection that
+ * was replaced or stopped can never deliver or report again.
+ */
+export abstract class BaseTransport implements Transport {
+  abstract readonly name: TransportName;
+  protected running = false;
+  protected gen = 0;
+  protected failures = 0;
+  private timer?: ReturnType<typeof setTimeout>;
+  private watchdog?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    protected readonly host: Host,
+    protected readonly events: TransportEvents,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.connect();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.quiet();
+    this.gen++;
+    this.disconnect();
+  }
+
+  retry(ms: number): void {
+    this.gen++;
+    this.disconnect();
+    this.later(ms);
+  }
+
+  /** By default a changed set of channels means asking again at once. */
+  refresh(): void {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    this.gen++;
+    this.disconnect();
+    this.connect();
+  }
+
+  protected later(ms: number): void {
+    clearTimeout(this.timer);
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      if (this.running) this.connect();
+    }, ms);
+  }
+
+  protected current(gen: number): boolean {
+    return this.running && gen === this.gen;
+  }
+
+  /** Bytes arrived: the connection is alive for two more heartbeats. */
+  protected alive(gen: number): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.current(gen)) this.dead();
+    }, 2 * this.host.options.heartbeatInterval);
+  }
+
+  protected quiet(): void {
+    clearTimeout(this.watchdog);
+  }
+
+  /** HTTP transports keep going on their own: 429 waits as told, other errors back off linearly. */
+  protected httpError(e: unknown): void {
+    const o = this.host.options;
+    this.gen++;
+    this.disconnect();
+    if (e instanceof HttpError && e.status === 429) {
+      this.later(Math.max(o.minPollInterval, e.retryAfter ?? o.callbackInterval));
+      return;
+    }
+    this.failures++;
+    this.later(linearBackoff(this.failures, o.callbackInterval, o.maxPollInterval));
+  }
+
+  protected abstract connect(): void;
+  protected abstract disconnect(): void;
+  /** Two heartbeats without a byte. */
+  protected abstract dead(): void;
+}
+
+export function isMessageArray(v: unknown): v is import("../types.js").Message[] {
+  return Array.isArray(v);
+}

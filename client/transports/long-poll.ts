@@ -1,0 +1,105 @@
+import { decodeChunks } from "../../src/wire.js";
+import { postSubscription, readText } from "../http.js";
+import type { Message } from "../types.js";
+import { BaseTransport, isMessageArray } from "./base.js";
+
+/**
+ * `POST …/poll` held by the server: chunked (each batch as it comes) unless chunking is off or a
+ * stream looked buffered, then one JSON answer (`Dont-Chunk`). `__seq` lets a newer long-poll of
+ * this client replace an older one on the server, as message-bus-client's does.
+ */
+export class LongPollTransport extends BaseTransport {
+  readonly name = "long-poll";
+  private ac?: AbortController;
+  private seq = 0;
+  private firstChunk?: ReturnType<typeof setTimeout>;
+
+  protected connect(): void {
+    void this.request(++this.gen);
+  }
+
+  private wantChunked(): boolean {
+    if (!this.host.options.enableChunkedEncoding) return false;
+    if (this.host.chunkedBackoff > 0) {
+      this.host.chunkedBackoff--;
+      return false;
+    }
+    return true;
+  }
+
+  private async request(gen: number): Promise<void> {
+    const o = this.host.options;
+    const ac = (this.ac = new AbortController());
+    const sentEpoch = this.host.epoch;
+    const chunked = this.wantChunked();
+    const startedAt = Date.now();
+    let got = false;
+    // The server ends a chunked answer with a `[]` chunk; a stream that stops without it was cut.
+    let cut = chunked;
+    let chunksSeen = 0;
+    const take = (batch: unknown) => {
+      if (!isMessageArray(batch)) throw new Error("long-poll answer is not an array");
+      this.host.stats.frames++;
+      this.failures = 0;
+      this.events.up(this);
+      if (batch.length) got = true;
+      this.host.receive(batch as Message[], sentEpoch);
+    };
+    if (chunked) {
+      // No first chunk in time: a proxy is buffering. Go unchunked for a while (message-bus-client's rule).
+      this.firstChunk = setTimeout(() => {
+        if (!this.current(gen)) return;
+        this.host.chunkedBackoff = o.retryChunkedAfterRequests;
+        this.refresh();
+      }, o.firstChunkTimeout);
+    }
+    this.alive(gen);
+    try {
+      const body = { ...this.host.subscription(), __seq: ++this.seq };
+      const res = await postSubscription(this.host, this.host.url("poll"), body, ac.signal, chunked ? undefined : { "Dont-Chunk": "true" });
+      if (!this.current(gen)) return;
+      const type = res.headers.get("content-type") ?? "";
+      if (!chunked || type.startsWith("application/json")) {
+        const text = await res.text();
+        if (!this.current(gen)) return;
+        clearTimeout(this.firstChunk);
+        this.host.stats.bytes += text.length;
+        take(JSON.parse(text));
+        cut = false;
+      } else {
+        let buffer = "";
+        await readText(res, this.host, (text) => {
+          if (!this.current(gen)) return false;
+          clearTimeout(this.firstChunk);
+          this.alive(gen);
+          const { chunks, rest } = decodeChunks(buffer + text);
+          buffer = rest;
+          for (const chunk of chunks) {
+            const batch: unknown = JSON.parse(chunk);
+            take(batch);
+            // The first chunk may be an empty one too: only a later one closes.
+            cut = !(++chunksSeen > 1 && Array.isArray(batch) && batch.length === 0);
+          }
+        });
+        if (!this.current(gen)) return;
+      }
+      this.quiet();
+      clearTimeout(this.firstChunk);
+      // Straight on after data; an answer that came back empty and early waits out the interval.
+      this.later(got || cut ? o.minPollInterval : Math.max(o.minPollInterval, o.callbackInterval - (Date.now() - startedAt)));
+    } catch (e) {
+      if (this.current(gen)) this.httpError(e);
+    }
+  }
+
+  protected disconnect(): void {
+    this.quiet();
+    clearTimeout(this.firstChunk);
+    this.ac?.abort();
+    this.ac = undefined;
+  }
+
+  protected dead(): void {
+    this.httpError(new Error("long-poll went silent"));
+  }
+}

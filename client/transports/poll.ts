@@ -1,0 +1,48 @@
+import { postSubscription } from "../http.js";
+import { BaseTransport, isMessageArray } from "./base.js";
+
+/** `POST …/poll?dlp=t`, answered at once; asked again at callbackInterval (backgroundCallbackInterval when hidden). */
+export class PollTransport extends BaseTransport {
+  readonly name = "poll";
+  private ac?: AbortController;
+
+  protected connect(): void {
+    const gen = ++this.gen;
+    const ac = (this.ac = new AbortController());
+    const sentEpoch = this.host.epoch;
+    const startedAt = Date.now();
+    this.alive(gen);
+    postSubscription(this.host, this.host.url("poll") + "?dlp=t", this.host.subscription(), ac.signal)
+      .then((res) => res.text())
+      .then((text) => {
+        if (!this.current(gen)) return;
+        this.quiet();
+        this.host.stats.frames++;
+        this.host.stats.bytes += text.length;
+        const batch: unknown = JSON.parse(text);
+        if (!isMessageArray(batch)) throw new Error("poll answer is not an array");
+        this.failures = 0;
+        this.events.up(this);
+        this.host.receive(batch, sentEpoch);
+        const o = this.host.options;
+        const background = this.host.background();
+        // message-bus-client: straight on after data while visible, else one request per interval.
+        const interval = background ? o.backgroundCallbackInterval : o.callbackInterval;
+        const got = batch.some((m) => m.channel !== "/__status");
+        this.later(got && !background ? o.minPollInterval : Math.max(o.minPollInterval, interval - (Date.now() - startedAt)));
+      })
+      .catch((e) => {
+        if (this.current(gen)) this.httpError(e);
+      });
+  }
+
+  protected disconnect(): void {
+    this.quiet();
+    this.ac?.abort();
+    this.ac = undefined;
+  }
+
+  protected dead(): void {
+    this.httpError(new Error("poll timed out"));
+  }
+}

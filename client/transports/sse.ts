@@ -1,0 +1,86 @@
+import { createParser } from "eventsource-parser";
+import { HttpError, postSubscription, readText } from "../http.js";
+import type { Message } from "../types.js";
+import { BaseTransport } from "./base.js";
+
+/**
+ * `POST …/sse` read with fetch and eventsource-parser, so the client sends its own headers and
+ * resumes from exactly the positions it holds. A stream that ends after it worked is a proxy's cut
+ * and is resumed at once; one that never sends its first event in time is taken as buffered.
+ */
+export class SseTransport extends BaseTransport {
+  readonly name = "sse";
+  private ac?: AbortController;
+  private firstEvent?: ReturnType<typeof setTimeout>;
+
+  protected connect(): void {
+    void this.open(++this.gen);
+  }
+
+  private async open(gen: number): Promise<void> {
+    const ac = (this.ac = new AbortController());
+    const sentEpoch = this.host.epoch;
+    let opened = false;
+    this.firstEvent = setTimeout(() => {
+      if (this.current(gen)) this.give(`no first event within ${this.host.options.firstChunkTimeout} ms (buffered)`, true);
+    }, this.host.options.firstChunkTimeout);
+    const parser = createParser({
+      onEvent: (ev) => {
+        this.host.stats.frames++;
+        const m = JSON.parse(ev.data) as Message;
+        if (!opened) {
+          opened = true;
+          clearTimeout(this.firstEvent);
+          this.failures = 0;
+          this.events.up(this);
+        }
+        this.host.receive([m], sentEpoch);
+      },
+    });
+    try {
+      const res = await postSubscription(this.host, this.host.url("sse"), this.host.subscription(), ac.signal, {
+        Accept: "text/event-stream",
+      });
+      if (!this.current(gen)) return;
+      if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+        void res.body?.cancel().catch(() => {});
+        return this.give("answer is not an event stream");
+      }
+      this.alive(gen);
+      await readText(res, this.host, (text) => {
+        if (!this.current(gen)) return false;
+        this.alive(gen);
+        parser.feed(text);
+      });
+      if (!this.current(gen)) return;
+      if (!opened) return this.give("stream ended before its first event");
+      // Ended without a reason: a proxy's read timeout. Resume at once from the positions held.
+      this.quiet();
+      this.gen++;
+      this.disconnect();
+      this.connect();
+    } catch (e) {
+      if (!this.current(gen)) return;
+      this.give(e instanceof Error ? e.message : String(e), false, e instanceof HttpError ? e.retryAfter : null);
+    }
+  }
+
+  /** Gives the negotiator the choice: fall back, or try this again later. */
+  private give(why: string, buffered = false, retryAfter: number | null = null): void {
+    this.gen++;
+    this.disconnect();
+    if (buffered) this.host.chunkedBackoff = this.host.options.retryChunkedAfterRequests;
+    this.events.fail(this, why, retryAfter ?? undefined);
+  }
+
+  protected disconnect(): void {
+    this.quiet();
+    clearTimeout(this.firstEvent);
+    this.ac?.abort();
+    this.ac = undefined;
+  }
+
+  protected dead(): void {
+    this.give("silent for two heartbeats");
+  }
+}

@@ -1,0 +1,71 @@
+import type { Message } from "../src/envelope.js";
+
+export type { Message };
+export type TransportName = "websocket" | "sse" | "long-poll" | "poll";
+export type Callback = (data: any, globalId: number, messageId: number) => void;
+
+/** The message-bus-client settings, plus cometbus's own; every one can be changed on a live bus. */
+export interface ClientOptions {
+  baseUrl: string;
+  clientId: string;
+  headers: Record<string, string>;
+  callbackInterval: number;
+  backgroundCallbackInterval: number;
+  minPollInterval: number;
+  maxPollInterval: number;
+  alwaysLongPoll: boolean;
+  enableLongPolling: boolean;
+  enableChunkedEncoding: boolean;
+  firstChunkTimeout: number;
+  /** Long-polls that go unchunked after a stream looked buffered (message-bus-client's name). */
+  retryChunkedAfterRequests: number;
+  /** Order of preference. */
+  transports: TransportName[];
+  /** The server's heartbeat; two of them without a byte means the connection is dead. */
+  heartbeatInterval: number;
+  /** First wait before a transport that failed is tried again (doubles per failure, capped, jittered). */
+  retryTransportInterval: number;
+  /** Where the bus lives under baseUrl (message-bus-client's own path). */
+  path: string;
+}
+
+export interface Stats {
+  requests: number;
+  frames: number;
+  bytes: number;
+  transportSwitches: number;
+}
+
+/** What a transport needs from the bus: where to connect, what to ask for, where to put what arrives. */
+export interface Host {
+  readonly options: ClientOptions;
+  readonly stats: Stats;
+  /** `{base}/{clientId}/{what}` as an absolute or page-relative http(s) URL. */
+  url(what: "poll" | "sse" | "ws"): string;
+  /** The positions to resume from, with `__epoch` (empty until the server has told one). */
+  subscription(): Record<string, number | string>;
+  channels(): string[];
+  readonly epoch: string;
+  /** One batch as the server sent it; `sentEpoch` is the epoch the connection asked with. */
+  receive(batch: Message[], sentEpoch: string): void;
+  /** True while the page is hidden and polling should slow down. */
+  background(): boolean;
+  /** Chunked long-polls left to send unchunked because a stream looked buffered. */
+  chunkedBackoff: number;
+}
+
+/** How a transport tells the negotiator it works, or that it gave up. */
+export interface TransportEvents {
+  up(t: Transport): void;
+  fail(t: Transport, why: string, retryAfterMs?: number): void;
+}
+
+export interface Transport {
+  readonly name: TransportName;
+  start(): void;
+  stop(): void;
+  /** The set of channels changed. */
+  refresh(): void;
+  /** Connect again after `ms` (the negotiator keeps this transport after a failure). */
+  retry(ms: number): void;
+}

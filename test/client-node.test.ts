@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { MessageBus as DefaultBus } from "../client/index.js";
+import { MessageBus } from "../client/bus.js";
+import type { TransportName } from "../client/types.js";
+import { startServer, type TestServer } from "./helpers/server.js";
+
+const CHANNELS = ["/node/a", "/node/b", "/node/c"];
+const BACKLOG = 20;
+const LIVE = 30;
+
+let server: TestServer | undefined;
+const buses: MessageBus[] = [];
+afterEach(async () => {
+  for (const b of buses.splice(0)) b.stop();
+  DefaultBus.stop();
+  await server?.close();
+  server = undefined;
+});
+
+function until(check: () => boolean, what: () => string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (check()) return resolve();
+      if (Date.now() > deadline) return reject(new Error("timed out waiting: " + what()));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+type Got = Record<string, { data: unknown; globalId: number; messageId: number }[]>;
+
+function follow(bus: MessageBus | typeof DefaultBus, channels: string[], lastId: number): Got {
+  const got: Got = {};
+  for (const ch of channels) {
+    got[ch] = [];
+    bus.subscribe(ch, (data, globalId, messageId) => got[ch].push({ data, globalId, messageId }), lastId);
+  }
+  return got;
+}
+
+async function publishRound(s: TestServer, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) for (const ch of CHANNELS) await s.bus.publish(ch, { ch, i });
+}
+
+function expectExact(got: Got, total: number): void {
+  for (const ch of CHANNELS) {
+    expect(got[ch].map((m) => m.messageId)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(got[ch].map((m) => m.data)).toEqual(Array.from({ length: total }, (_, i) => ({ ch, i })));
+  }
+}
+
+describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Node client over %s alone", (transport) => {
+  it("gets the backlog from 0, then live messages, in order, each once", async () => {
+    server = await startServer({ longPollTimeout: 2000, heartbeatInterval: 1000 });
+    const s = server;
+    await publishRound(s, 0, BACKLOG);
+    const bus = new MessageBus({ baseUrl: s.url + "/", transports: [transport], callbackInterval: 50, heartbeatInterval: 1000 });
+    buses.push(bus);
+    const seen: TransportName[] = [];
+    bus.onTransport((n) => seen.push(n));
+    const got = follow(bus, CHANNELS, 0);
+    await until(() => CHANNELS.every((ch) => got[ch].length === BACKLOG), () => JSON.stringify(bus.stats));
+    await publishRound(s, BACKLOG, LIVE);
+    await until(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => JSON.stringify(bus.stats));
+    // Anything doubled would have arrived by now with the next batch.
+    await new Promise((r) => setTimeout(r, 150));
+    expectExact(got, BACKLOG + LIVE);
+    expect(seen).toEqual([transport]);
+    expect(bus.transport).toBe(transport);
+    expect(bus.epoch).toBe(s.bus.backend.epoch);
+    expect(s.bus.stats().subscribers[transport === "long-poll" ? "chunked" : transport]).toBeGreaterThan(0);
+  });
+});
+
+describe("Node client, default negotiation", () => {
+  it("starts on long-poll, takes over on WebSocket, and delivers without loss or duplicates", async () => {
+    server = await startServer({ longPollTimeout: 2000 });
+    const s = server;
+    await publishRound(s, 0, BACKLOG);
+    const bus = new MessageBus({ baseUrl: s.url + "/", callbackInterval: 50 });
+    buses.push(bus);
+    const seen: TransportName[] = [];
+    bus.onTransport((n) => seen.push(n));
+    const got = follow(bus, CHANNELS, 0);
+    await until(() => bus.transport === "websocket", () => String(bus.transport));
+    await publishRound(s, BACKLOG, LIVE);
+    await until(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => JSON.stringify(bus.stats));
+    await new Promise((r) => setTimeout(r, 150));
+    expectExact(got, BACKLOG + LIVE);
+    expect(seen[0]).toBe("long-poll");
+    expect(seen[seen.length - 1]).toBe("websocket");
+    expect(bus.stats.transportSwitches).toBe(seen.length - 1);
+  });
+
+  it("the default instance works like message-bus-client's global, and -1 means new messages only", async () => {
+    server = await startServer({ longPollTimeout: 2000 });
+    const s = server;
+    await publishRound(s, 0, 3);
+    DefaultBus.baseUrl = s.url + "/";
+    DefaultBus.transports = ["sse"];
+    expect(DefaultBus.status()).toBe("stopped");
+    const got = follow(DefaultBus, CHANNELS, -1);
+    expect(DefaultBus.status()).toBe("started");
+    await until(() => DefaultBus.transport === "sse", () => String(DefaultBus.transport));
+    await until(() => CHANNELS.every((ch) => DefaultBus.subscription()[ch] === 3), () => JSON.stringify(DefaultBus.subscription()));
+    await publishRound(s, 3, 2);
+    await until(() => CHANNELS.every((ch) => got[ch].length >= 2), () => JSON.stringify(got));
+    for (const ch of CHANNELS) expect(got[ch].map((m) => [m.messageId, m.data])).toEqual([[4, { ch, i: 3 }], [5, { ch, i: 4 }]]);
+    expect(DefaultBus.unsubscribe("/node/*")).toBe(true);
+    expect(DefaultBus.channels()).toEqual([]);
+    expect(new DefaultBus({ clientId: "other" })).toBeInstanceOf(DefaultBus);
+  });
+});
