@@ -27,7 +27,8 @@ function control(sub: Subscription, key: string, value: unknown): boolean {
   }
   if (key === "__epoch") {
     if (typeof value !== "string" || value.length > 64) throw new ProtocolError("bad __epoch");
-    if (value !== "") sub.epoch = value;
+    // "" is a client that knows epochs but not this one yet: it must be told (cometbus/client sends it).
+    sub.epoch = value;
     return true;
   }
   return false;
