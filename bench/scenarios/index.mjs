@@ -1,9 +1,13 @@
 // The scenarios of issue 7, in the order they run.
 import { TARGETS } from "../targets.mjs";
 import { fanout } from "./fanout.mjs";
+import { idle } from "./idle.mjs";
+import { pollRps, RPS_TARGETS } from "./poll-rps.mjs";
 
 const all = Object.keys(TARGETS);
-const fanoutTargets = () => all.filter((t) => t !== "cometbus chunked" || true);
+const fanoutTargets = () => all;
+/** Streams and held polls; plain polling and Bayeux long-polling hold no idle connection worth measuring. */
+const idleTargets = () => all.filter((t) => !/chunked|polling|faye long-poll/.test(t));
 const ms = (s) => s * 1000;
 
 const fanoutSummary = (c) =>
@@ -33,5 +37,20 @@ export const SCENARIOS = [
     targets: fanoutTargets,
     run: (t, { quick, workers }) => fanout({ targetName: t, subs: 100, rate: 0, durationMs: ms(quick ? 4 : 10), workers }),
     summary: fanoutSummary,
+  },
+
+  {
+    name: "idle-10k",
+    describe: ({ quick }) => `${quick ? "2,000" : "10,000"} idle connections per transport (RSS and heap per connection after a GC)`,
+    targets: idleTargets,
+    run: (t, { quick, workers }) => idle({ targetName: t, connections: quick ? 2000 : 10_000, workers }),
+    summary: (c) => (c.error ? `ERROR ${c.error.split("\n")[0]}` : `${c.connectS} s to connect, ${c.rssPerConnKB} KB RSS/conn, ${c.heapPerConnKB} KB heap/conn`),
+  },
+  {
+    name: "poll-rps",
+    describe: ({ quick }) => `64 keep-alive connections, back-to-back requests, ${quick ? 3 : 8} s`,
+    targets: () => Object.keys(RPS_TARGETS),
+    run: (t, { quick, workers }) => pollRps({ targetName: t, concurrency: 64, durationMs: (quick ? 3 : 8) * 1000, workers }),
+    summary: (c) => (c.error ? `ERROR ${c.error.split("\n")[0]}` : `${c.rps} req/s, p99 ${c.p99} ms, ${c.cpuUsPerRequest} µs/request`),
   },
 ];
