@@ -40,8 +40,16 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
     async close() {
       await bus.close();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        // Held polls were just answered and streams ended, but their last bytes are still on the way
+        // out: cutting every connection at once lost them. Close each connection once it is idle,
+        // and cut whatever is still open after a grace period.
+        const idle = setInterval(() => server.closeIdleConnections(), 10);
+        const cut = setTimeout(() => server.closeAllConnections(), 1000);
+        server.close(() => {
+          clearInterval(idle);
+          clearTimeout(cut);
+          resolve();
+        });
       });
     },
   };
