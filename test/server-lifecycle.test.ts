@@ -1,0 +1,215 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { Message } from "../src/envelope.js";
+import { MemoryBackend, type StoredMessage } from "../server/index.js";
+import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
+import { follow, TRANSPORTS } from "./fixtures/follow.js";
+import { startServer, type TestServer } from "./helpers/server.js";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const subscribers = () => server!.bus.stats().subscribers;
+const total = () => Object.values(subscribers()).reduce((a, b) => a + b, 0);
+
+/**
+ * A memory backend that publishes while a subscriber's backlog is being read: the message lands
+ * after the subscriber registered but possibly before its backlog snapshot. It must arrive once.
+ */
+class RacingBackend extends MemoryBackend {
+  race?: () => Promise<void>;
+  override async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
+    const race = this.race;
+    this.race = undefined;
+    if (race) await race();
+    return super.backlog(channel, afterId);
+  }
+  override async snapshot(channels: Iterable<string>) {
+    const snap = await super.snapshot(channels);
+    const race = this.race;
+    if (race && this.raceAtSnapshot) {
+      this.race = undefined;
+      await race();
+    }
+    return snap;
+  }
+  raceAtSnapshot = false;
+}
+
+describe.each(TRANSPORTS)("%s: a message published while the backlog is read", (transport) => {
+  it.each([
+    ["after the snapshot", true],
+    ["during the backlog read", false],
+  ])("%s arrives exactly once", async (_label, atSnapshot) => {
+    const backend = new RacingBackend();
+    server = await startServer({ backend, longPollTimeout: 2000 });
+    const bus = server.bus;
+    await bus.publish("/r", "m1");
+    await bus.publish("/r", "m2");
+    backend.raceAtSnapshot = atSnapshot;
+    backend.race = async () => {
+      await bus.publish("/r", "m3");
+      await new Promise((r) => setImmediate(r));
+    };
+    // Once m3 is in, m4 is published: any late duplicate of m3 would have to arrive before it.
+    let sentM4 = false;
+    const until = (x: { messages: Message[] }) => {
+      if (!sentM4 && x.messages.some((m) => m.data === "m3")) {
+        sentM4 = true;
+        void bus.publish("/r", "m4");
+      }
+      return x.messages.some((m) => m.data === "m4");
+    };
+    const f = await follow(transport, server.base, `race-${transport}`, { "/r": 1 }, until);
+    expect(f.messages.map((m) => [m.message_id, m.data])).toEqual([
+      [2, "m2"],
+      [3, "m3"],
+      [4, "m4"],
+    ]);
+  });
+});
+
+describe("clients that leave are forgotten", () => {
+  it("an aborted long-poll, chunked poll, SSE stream and a dropped WebSocket leave no subscriber behind", async () => {
+    server = await startServer({ longPollTimeout: 30_000 });
+    const ac = new AbortController();
+    const held = longPoll(server.base, "gone-lp", { "/g": -1, "/h": 0 }, { signal: ac.signal }).catch(() => null);
+    const chunked = chunkedPoll(server.base, "gone-ch", { "/g": 0 }, () => {}, { signal: ac.signal }).catch(() => null);
+    const stream = sse(`${server.base}/gone-sse?/g=0`, () => {}, { signal: ac.signal }).catch(() => null);
+    const streamOk = sse(`${server.base}/gone-sse/sse?/g=0`, () => {}, { signal: ac.signal }).catch(() => null);
+    const ws = new WsClient(wsUrl(server.base, "gone-ws"));
+    await ws.opened;
+    ws.send({ subscribe: { "/g": 0 } });
+    await ws.until(() => ws.frames.length >= 2);
+    // The -1 long-poll answers at once with its status; ask again, now held.
+    await held;
+    const held2 = longPoll(server.base, "gone-lp", { "/g": 0 }, { signal: ac.signal }).catch(() => null);
+    await waitFor(() => {
+      const s = subscribers();
+      return s["long-poll"] === 1 && s.chunked === 1 && s.sse === 1 && s.websocket === 1;
+    }, "every kind connected");
+    ac.abort();
+    ws.close();
+    await Promise.all([held2, chunked, stream, streamOk]);
+    await waitFor(() => total() === 0, "every subscriber gone");
+    expect(server.bus.stats().channels).toBe(0);
+    expect(server.bus.longPolls.size).toBe(0);
+  });
+});
+
+describe("timeouts and heartbeats", () => {
+  it("a long-poll answers [] at its timeout; a chunked one ends with a [] chunk", async () => {
+    server = await startServer({ longPollTimeout: 150 });
+    const a = await longPoll(server.base, "t1", { "/t": 0 });
+    expect(a.text).toBe("[]");
+    const r = await chunkedPoll(server.base, "t2", { "/t": 0 }, () => {});
+    expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(r.headers.get("x-accel-buffering")).toBe("no");
+    expect(r.raw).toBe("[]\r\n|\r\n[]\r\n|\r\n");
+    expect(total()).toBe(0);
+  });
+
+  it("SSE streams get ': hb' comments and WebSockets [] frames", async () => {
+    server = await startServer({ heartbeatInterval: 40 });
+    const comments: string[] = [];
+    const events: SseEvent[] = [];
+    const ac = new AbortController();
+    const done = sse(`${server.base}/hb/sse?/t=0`, (e) => void events.push(e), {
+      signal: ac.signal,
+      onComment: (c) => {
+        comments.push(c);
+        if (comments.length >= 3) ac.abort();
+      },
+    });
+    const ws = new WsClient(wsUrl(server.base, "hb"));
+    try {
+      await ws.opened;
+      ws.send({ subscribe: { "/t": 0 } });
+      await ws.until(() => ws.frames.length >= 4, "two heartbeats");
+      expect(ws.frames.slice(1, 4)).toEqual([[], [], []]);
+      await done;
+      // The preamble's comment, then heartbeats.
+      expect(comments).toEqual(["cometbus", "hb", "hb"]);
+      expect(events.length).toBe(1);
+    } finally {
+      ws.close();
+      ac.abort();
+    }
+  });
+
+  it("SSE sends the anti-buffering headers and the preamble at once", async () => {
+    server = await startServer();
+    const res = await fetch(`${server.base}/h/sse?/t=-1`);
+    expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("no-cache, no-store, no-transform");
+    expect(res.headers.get("x-accel-buffering")).toBe("no");
+    const reader = res.body!.getReader();
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toBe(
+      `retry: 1000\n: cometbus\n\nid: ${server.bus.backend.epoch}:0\ndata: {"global_id":-1,"message_id":-1,"channel":"/__status","data":{"__epoch":"${server.bus.backend.epoch}","/t":0}}\n\n`,
+    );
+    await reader.cancel();
+  });
+});
+
+describe("shutdown and slow consumers", () => {
+  it("bus.close() answers held polls, ends streams and closes sockets with 1001", async () => {
+    server = await startServer({ longPollTimeout: 30_000 });
+    const held = longPoll(server.base, "c1", { "/s": 0 });
+    const chunks: Message[][] = [];
+    const chunked = chunkedPoll(server.base, "c2", { "/s": 0 }, (c) => void chunks.push(c));
+    const stream = sse(`${server.base}/c3/sse?/s=0`, () => {});
+    const ws = new WsClient(wsUrl(server.base, "c4"));
+    await ws.opened;
+    await waitFor(() => {
+      const s = subscribers();
+      return s["long-poll"] === 1 && s.chunked === 1 && s.sse === 1 && s.websocket === 1;
+    }, "all connected");
+    const closing = server.close();
+    server = undefined;
+    expect((await held).text).toBe("[]");
+    expect((await chunked).raw).toBe("[]\r\n|\r\n[]\r\n|\r\n");
+    expect((await stream).ended).toBe("server");
+    expect(await ws.whenClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    await closing;
+  });
+
+  it("a WebSocket that does not read is cut with 1013 and resumes from its position", async () => {
+    server = await startServer({ limits: { maxWsBufferedBytes: 256 * 1024 } });
+    const ws = new WsClient(wsUrl(server.base, "slow"));
+    try {
+      await ws.opened;
+      ws.send({ subscribe: { "/big": 0 } });
+      await ws.until(() => ws.frames.length >= 2);
+      // Stop reading: the kernel buffers fill, then the server's.
+      (ws.ws as unknown as { _socket: import("node:net").Socket })._socket.pause();
+      const chunk = "y".repeat(60 * 1024);
+      for (let i = 0; i < 200 && subscribers().websocket > 0; i++) {
+        await server.bus.publish("/big", chunk);
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(subscribers().websocket).toBe(0);
+      (ws.ws as unknown as { _socket: import("node:net").Socket })._socket.resume();
+      expect(await ws.whenClosed()).toEqual({ code: 1013, reason: "slow consumer: reconnect and resume from the backlog" });
+      // Resuming from the last id it saw gets exactly the rest.
+      const seen = ws.messages().filter((m) => m.channel === "/big");
+      const last = seen.length ? seen[seen.length - 1].message_id : 0;
+      expect(seen.map((m) => m.message_id)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+      const published = await server.bus.lastId("/big");
+      const rest = parse((await poll(server.base, "slow", { "/big": last })).text);
+      expect(rest.map((m) => m.message_id)).toEqual(Array.from({ length: published - last }, (_, i) => last + i + 1));
+    } finally {
+      ws.close();
+    }
+  });
+});
