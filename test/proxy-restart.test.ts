@@ -1,0 +1,107 @@
+/**
+ * A memory-backed server restarts on the same port (its ids start over in a new epoch): the default
+ * client in Chromium notices the epoch, calls onReset once per channel, and then receives every
+ * message of the new server, directly and through the friendly nginx.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./helpers/browser.js";
+import { startNginx, type Nginx } from "./helpers/nginx.js";
+import { hasChromium, hasNginx, requireService } from "./helpers/services.js";
+import { readRecord, startPageServer, type PageRecord, type PageServer } from "./fixtures/proxy-page.js";
+
+const enabled =
+  requireService("chromium", hasChromium(), "apt-get install chromium") &&
+  requireService("nginx", hasNginx(), "apt-get install nginx-light");
+
+const CHANNELS = ["/restart/a", "/restart/b", "/restart/c"];
+const PER_CHANNEL = 10;
+
+type Run = PageRecord["received"][number] & { data: { run: number } };
+
+async function until(page: Page, cond: (rec: PageRecord) => boolean, what: string, ms = 30_000): Promise<PageRecord> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const rec = await readRecord(page);
+    if (cond(rec)) return rec;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify({ resets: rec.resets, received: rec.received.length, transports: rec.transports.map((t) => t.name), transport: rec.transport, last: rec.received.slice(-3) })}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `count` messages per channel of `run`: the k-th on each channel is {run, i: k}. */
+async function publish(server: PageServer, run: number, from: number, count: number): Promise<void> {
+  for (let k = from; k < from + count; k++) {
+    for (const ch of CHANNELS) await server.bus.publish(ch, { run, i: k, t: Date.now() });
+  }
+}
+
+const ofRun = (rec: PageRecord, run: number, ch: string) =>
+  (rec.received as Run[]).filter((r) => r.data.run === run && r.ch === ch);
+
+describe.runIf(enabled)("server restart with the memory backend", () => {
+  let browser: Browser;
+  let first: PageServer | undefined;
+  let second: PageServer | undefined;
+  let nginx: Nginx | undefined;
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await nginx?.stop();
+    await first?.close();
+    await second?.close();
+    await browser?.close();
+  });
+
+  it("clients notice the new epoch, reset each channel once, and get every later message", async () => {
+    first = await startPageServer(CHANNELS);
+    const port = first.port;
+    nginx = await startNginx("friendly", port);
+    const pages = await Promise.all(
+      [first.url, nginx.url].map(async (url) => {
+        const page = await (await browser.newContext()).newPage();
+        await page.goto(url + "/");
+        return page;
+      }),
+    );
+
+    await publish(first, 1, 1, PER_CHANNEL);
+    for (const page of pages) await until(page, (rec) => rec.received.length === CHANNELS.length * PER_CHANNEL, "the first run");
+
+    await first.close();
+    first = undefined;
+    second = await startPageServer(CHANNELS, port);
+    // Some published before the clients are back (they come from the new epoch's backlog)...
+    await publish(second, 2, 1, PER_CHANNEL / 2);
+    for (const page of pages) await until(page, (rec) => rec.resets.length >= CHANNELS.length, "onReset on every channel");
+    // ...and some after (they come live).
+    await publish(second, 2, PER_CHANNEL / 2 + 1, PER_CHANNEL / 2);
+
+    const ids = Array.from({ length: PER_CHANNEL }, (_, k) => k + 1);
+    for (const [n, page] of pages.entries()) {
+      console.log("server after restart", JSON.stringify(second.bus.stats()));
+      const where = n === 0 ? "direct" : "through nginx";
+      let rec = await until(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${where})`);
+      // A grace period for a late duplicate or a second reset (safety margin, not a measurement).
+      await new Promise((r) => setTimeout(r, 1000));
+      rec = await readRecord(page);
+      expect(rec.errors, where).toEqual([]);
+      expect(rec.resets.map((r) => r.ch).sort(), where).toEqual([...CHANNELS].sort());
+      for (const ch of CHANNELS) {
+        expect(ofRun(rec, 1, ch).map((r) => r.m), `${where} ${ch} before`).toEqual(ids);
+        const after = ofRun(rec, 2, ch);
+        expect(after.map((r) => r.m), `${where} ${ch} after`).toEqual(ids);
+        expect(after.map((r) => r.data.i), `${where} ${ch} payloads`).toEqual(ids);
+        // The reset came before anything of the new epoch on that channel.
+        const reset = rec.resets.find((r) => r.ch === ch)!;
+        expect(reset.seq, `${where} ${ch}: onReset before the new epoch's messages`).toBeLessThan(after[0].seq);
+        expect(reset.seq, `${where} ${ch}: onReset after the old epoch's messages`).toBeGreaterThan(ofRun(rec, 1, ch).at(-1)!.seq);
+      }
+      expect(rec.received.length, where).toBe(2 * CHANNELS.length * PER_CHANNEL);
+      console.log(`restart (${where}): transports ${rec.transports.map((t) => t.name).join(" → ")}; final ${rec.transport}`);
+      await page.context().close();
+    }
+  }, 90_000);
+});
