@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -9,7 +10,10 @@ import type { MessageBus } from "./bus.js";
 import type { TransportKind } from "./subscriber.js";
 import { ProtocolError } from "../src/errors.js";
 
-const demosDir = fileURLToPath(new URL("../../demos/", import.meta.url));
+/** `demos/` beside `server/` when run from source (tests), two levels up when run from `dist/server/`. */
+const demosDir =
+  ["../demos/", "../../demos/"].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((d) => existsSync(path.join(d, "compare.html"))) ??
+  fileURLToPath(new URL("../../demos/", import.meta.url));
 
 /** The cookie the chat page sets to say who it is (scoped to its own client id's path). */
 export const DEMO_USER_COOKIE = "demo_user";
@@ -107,20 +111,22 @@ function demoUserId(c: Context): string | undefined {
  */
 class Connections {
   private readonly active = new Map<Socket, { clientId: string; endpoint: string }>();
+  private readonly watched = new WeakSet<Socket>();
 
   track: MiddlewareHandler = async (c, next) => {
     const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
     const socket = env?.incoming?.socket as Socket | undefined;
-    const endpoint = c.req.path.slice(c.req.path.lastIndexOf("/") + 1);
     if (socket && !socket.destroyed) {
-      const entry = { clientId: c.req.param("clientId") ?? "", endpoint };
+      const entry = { clientId: c.req.param("clientId") ?? "", endpoint: c.req.path.slice(c.req.path.lastIndexOf("/") + 1) };
       this.active.set(socket, entry);
-      // Keep-alive sockets carry one request after another: forget this one when it is over.
-      const done = () => {
+      if (!this.watched.has(socket)) {
+        this.watched.add(socket);
+        socket.once("close", () => this.active.delete(socket));
+      }
+      // Keep-alive sockets carry one request after another: forget this one when it is answered.
+      env?.outgoing?.once("close", () => {
         if (this.active.get(socket) === entry) this.active.delete(socket);
-      };
-      socket.once("close", done);
-      env?.outgoing?.once("close", done);
+      });
     }
     await next();
   };

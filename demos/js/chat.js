@@ -7,6 +7,7 @@ import { clock } from "./format.js";
 const ROOM = "/chat/room";
 const PRESENCE = "/chat/presence";
 const HISTORY = -31; // the last 30 lines of the room when joining
+const PRESENCE_REPLAY = -21; // a newcomer learns who is here from the last 20 presence events
 const HERE_EVERY = 20_000;
 const GONE_AFTER = 45_000;
 const TYPING_SHOWN = 3_000;
@@ -109,14 +110,17 @@ function renderTyping() {
 }
 
 function onPresence(p) {
-  if (!p || typeof p.from !== "string") return;
+  if (!p || typeof p.from !== "string" || typeof p.at !== "number") return;
+  // Joining replays the last few presence events; the old ones say nothing about now.
+  const age = Date.now() - p.at;
+  if (age > GONE_AFTER) return;
   if (p.type === "leave") {
     people.delete(p.from);
     typing.delete(p.from);
   } else {
-    people.set(p.from, Date.now());
-    if (p.type === "typing") typing.set(p.from, Date.now() + TYPING_SHOWN);
-    if (p.type === "hello" && p.from !== me) sayHere();
+    people.set(p.from, Math.max(people.get(p.from) ?? 0, p.at));
+    if (p.type === "typing") typing.set(p.from, p.at + TYPING_SHOWN);
+    if (p.type === "hello" && p.from !== me && age < 5000) sayHere();
   }
   renderPeople();
   renderTyping();
@@ -127,14 +131,14 @@ function sayHere() {
   // A newcomer's hello is answered by everyone; once per second is enough.
   if (Date.now() - lastHere < 1000) return;
   lastHere = Date.now();
-  publish(PRESENCE, { type: "here", from: me }).catch(() => {});
+  publish(PRESENCE, { type: "here", from: me, at: Date.now() }).catch(() => {});
 }
 
 let lastTyping = 0;
 function sayTyping() {
   if (Date.now() - lastTyping < 2000) return;
   lastTyping = Date.now();
-  publish(PRESENCE, { type: "typing", from: me }).catch(() => {});
+  publish(PRESENCE, { type: "typing", from: me, at: Date.now() }).catch(() => {});
 }
 
 async function send(e) {
@@ -170,12 +174,12 @@ function join(name) {
   document.cookie = `demo_user=${encodeURIComponent(me)}; path=/message-bus/${id}/; SameSite=Strict`;
   bus.onTransport?.((t) => ($("transport").textContent = `via ${t}`));
   bus.subscribe(ROOM, (m) => m && m.type === "say" && showMessage(m), HISTORY);
-  bus.subscribe(PRESENCE, onPresence, -1);
+  bus.subscribe(PRESENCE, onPresence, PRESENCE_REPLAY);
   bus.start();
 
   people.set(me, Date.now());
   renderPeople();
-  publish(PRESENCE, { type: "hello", from: me }).catch(() => {});
+  publish(PRESENCE, { type: "hello", from: me, at: Date.now() }).catch(() => {});
   setInterval(sayHere, HERE_EVERY);
   setInterval(() => {
     renderPeople();
@@ -186,7 +190,7 @@ function join(name) {
       method: "POST",
       keepalive: true,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ channel: PRESENCE, data: { type: "leave", from: me } }),
+      body: JSON.stringify({ channel: PRESENCE, data: { type: "leave", from: me, at: Date.now() } }),
     });
   });
   $("composer").addEventListener("submit", (e) => send(e).catch((err) => alert(err.message)));
