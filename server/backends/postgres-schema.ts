@@ -42,7 +42,7 @@ $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
 
 CREATE OR REPLACE FUNCTION ${S}.publish(
   p_channel text, p_meta text, p_data text, p_size bigint, p_age double precision,
-  p_global_size bigint, p_notify text
+  p_global_size bigint, p_notify text, p_lock bigint
 ) RETURNS TABLE (out_epoch text, out_global_id bigint, out_message_id bigint) LANGUAGE plpgsql AS $$
 DECLARE
   v_epoch text;
@@ -51,6 +51,7 @@ DECLARE
   v_now bigint := ${S}.now_ms();
   v_exp bigint := ${S}.now_ms() + (p_age * 1000)::bigint;
 BEGIN
+  PERFORM pg_advisory_xact_lock(p_lock);
   UPDATE ${S}.meta m SET global_id = m.global_id + 1 WHERE m.id = 1 RETURNING m.epoch, m.global_id INTO v_epoch, v_gid;
   INSERT INTO ${S}.channels AS c (channel, last_id) VALUES (p_channel, 1)
     ON CONFLICT (channel) DO UPDATE SET last_id = c.last_id + 1 RETURNING c.last_id INTO v_mid;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
 import { schemaSql } from "./postgres-schema.js";
@@ -40,6 +41,8 @@ export class PostgresBackend implements Backend {
   readonly schema: string;
   private readonly S: string;
   private readonly notifyChannel: string;
+  /** Advisory lock serializing publishes: waiters queue in order instead of all waking per commit. */
+  private readonly lockKey: string;
   private readonly config: pg.ClientConfig;
   private readonly pool: pg.Pool;
   private listener?: pg.Client;
@@ -55,6 +58,7 @@ export class PostgresBackend implements Backend {
     if (!SCHEMA_NAME.test(this.schema)) throw new Error(`cometbus: bad PostgreSQL schema name "${this.schema}": letters, digits, _`);
     this.S = `"${this.schema}"`;
     this.notifyChannel = `${this.schema}_notify`;
+    this.lockKey = BigInt("0x" + createHash("sha1").update(`cometbus:${this.schema}`).digest("hex").slice(0, 15)).toString();
     this.config = { application_name: "cometbus", ...config };
     this.pageSize = options.pageSize ?? 1000;
     const user = options.onError;
@@ -83,7 +87,7 @@ export class PostgresBackend implements Backend {
   async append(req: AppendRequest): Promise<StoredMessage> {
     let row: { out_epoch: string; out_global_id: string; out_message_id: string };
     try {
-      const r = await this.pool.query(`SELECT * FROM ${this.S}.publish($1, $2, $3, $4, $5, $6, $7)`, [
+      const r = await this.pool.query(`SELECT * FROM ${this.S}.publish($1, $2, $3, $4, $5, $6, $7, $8)`, [
         req.channel,
         encodeMeta(req),
         req.dataJson,
@@ -91,6 +95,7 @@ export class PostgresBackend implements Backend {
         req.maxBacklogAge,
         req.maxGlobalBacklogSize,
         this.notifyChannel,
+        this.lockKey,
       ]);
       row = r.rows[0];
     } catch (e) {

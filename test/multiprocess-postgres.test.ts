@@ -1,0 +1,101 @@
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { hasPostgres, POSTGRES_URL, uniqueName } from "./helpers/backends.js";
+import { allDelivered, Cluster, deliveryProblems, waitUntil } from "./helpers/cluster.js";
+
+/** Three `cometbus serve` processes on one PostgreSQL (DESIGN §3 scale-out). */
+const run = await hasPostgres();
+
+let cluster: Cluster | undefined;
+const cleanups: string[][] = [];
+
+async function admin(...statements: string[]): Promise<pg.QueryResult[]> {
+  const c = new pg.Client({ connectionString: POSTGRES_URL });
+  await c.connect();
+  try {
+    const out = [];
+    for (const s of statements) out.push(await c.query(s));
+    return out;
+  } finally {
+    await c.end();
+  }
+}
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+  for (const c of cleanups.splice(0)) await admin(...c);
+});
+
+describe.runIf(run)("three processes on one PostgreSQL", () => {
+  it("deliver 3,000 messages from publishers in every process to every subscriber, once, in order, same ids everywhere", async () => {
+    const schema = uniqueName("mp");
+    cleanups.push([`DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
+    cluster = new Cluster(`${POSTGRES_URL}?schema=${schema}`);
+    await cluster.start(3);
+    const { acks, rejections } = await cluster.publish(1000, 8);
+    expect(rejections).toEqual([]);
+    expect(acks).toHaveLength(3000);
+    for (const ch of cluster.channels) {
+      const ids = acks.filter((a) => a.channel === ch).map((a) => a.message_id).sort((x, y) => x - y);
+      expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    }
+    expect(acks.map((a) => a.global_id).sort((x, y) => x - y)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    const subs = cluster.subs;
+    await waitUntil(() => allDelivered(subs, acks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
+    await new Promise((r) => setTimeout(r, 200)); // anything extra (a duplicate) would show up now
+    expect(deliveryProblems(subs, acks, true)).toEqual([]);
+    expect(subs.map((s) => s.count())).toEqual([3000, 2100, 2100, 3000, 2100, 2100, 3000, 2100, 2100]);
+    expect(subs.flatMap((s) => s.resets)).toEqual([]);
+    expect(cluster.crashed()).toEqual([]);
+  });
+
+  it("survive their connections being terminated and logins refused mid-run: publishes reject meanwhile, every acknowledged message arrives once", async () => {
+    // A role of its own: refusing its logins is an outage for these processes only, not for other suites.
+    const role = uniqueName("role");
+    const schema = uniqueName("mpo");
+    const app = uniqueName("app");
+    await admin(`CREATE ROLE "${role}" LOGIN`, `GRANT CREATE ON DATABASE test TO "${role}"`);
+    cleanups.push([
+      `DROP SCHEMA IF EXISTS "${schema}" CASCADE`,
+      `REVOKE CREATE ON DATABASE test FROM "${role}"`,
+      `DROP ROLE IF EXISTS "${role}"`,
+    ]);
+    const url = new URL(POSTGRES_URL);
+    url.username = role;
+    url.searchParams.set("schema", schema);
+    url.searchParams.set("application_name", app);
+    cluster = new Cluster(url.toString());
+    await cluster.start(3);
+    const terminate = `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${app}'`;
+
+    let stop = false;
+    const run = cluster.publishUntil(() => stop, 4, 5);
+    await waitUntil(() => run.acks.length >= 300, () => `${run.acks.length} acks before the outage`);
+    // Every connection cut at once: publishes and reads in flight fail, pools and LISTEN reconnect.
+    const [cut] = await admin(terminate);
+    expect(cut.rows[0].n).toBeGreaterThanOrEqual(6);
+    await waitUntil(() => run.acks.length >= 600, () => `${run.acks.length} acks after the cut`);
+    // Then down for a while: nothing can connect.
+    await admin(`ALTER ROLE "${role}" NOLOGIN`, terminate);
+    const before = run.rejections.length;
+    await waitUntil(() => run.rejections.length >= before + 30, () => `${run.rejections.length} rejections during the outage`);
+    const acksDuringOutage = run.acks.length;
+    await admin(`ALTER ROLE "${role}" LOGIN`);
+    await waitUntil(() => run.acks.length >= acksDuringOutage + 300, () => `${run.acks.length} acks after recovery`);
+    stop = true;
+    await run.done;
+    console.log(`postgres outage: ${run.acks.length} acknowledged, ${run.rejections.length} rejected, reconnects ${cluster.subs.map((s) => s.reconnects)}`);
+
+    for (const r of run.rejections) {
+      expect(r.status).toBe(503);
+      expect(r.error).toMatch(/^cometbus: PostgreSQL is unavailable, message not published: /);
+    }
+    const subs = cluster.subs;
+    await waitUntil(() => allDelivered(subs, run.acks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(deliveryProblems(subs, run.acks, false)).toEqual([]);
+    expect(subs.flatMap((s) => s.resets)).toEqual([]);
+    expect(cluster.crashed()).toEqual([]);
+  });
+});
