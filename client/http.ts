@@ -37,9 +37,17 @@ export async function postSubscription(
 }
 
 /** Reads a streamed body as text pieces; `onText` returns false to stop reading. */
-export async function readText(res: Response, host: Host, onText: (text: string) => boolean | void): Promise<void> {
+export async function readText(
+  res: Response,
+  host: Host,
+  signal: AbortSignal,
+  onText: (text: string) => boolean | void,
+): Promise<void> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
+  // Not every fetch (mocks, some polyfills) ends a pending read on abort; cancelling always does.
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -48,6 +56,7 @@ export async function readText(res: Response, host: Host, onText: (text: string)
       if (onText(decoder.decode(value, { stream: true })) === false) break;
     }
   } finally {
-    reader.cancel().catch(() => {});
+    signal.removeEventListener("abort", cancel);
+    cancel();
   }
 }

@@ -68,7 +68,7 @@ export class LongPollTransport extends BaseTransport {
         cut = false;
       } else {
         let buffer = "";
-        await readText(res, this.host, (text) => {
+        await readText(res, this.host, ac.signal, (text) => {
           if (!this.current(gen)) return false;
           clearTimeout(this.firstChunk);
           this.alive(gen);

@@ -47,7 +47,7 @@ export class SseTransport extends BaseTransport {
         return this.give("answer is not an event stream");
       }
       this.alive(gen);
-      await readText(res, this.host, (text) => {
+      await readText(res, this.host, ac.signal, (text) => {
         if (!this.current(gen)) return false;
         this.alive(gen);
         parser.feed(text);

@@ -1,0 +1,568 @@
+/**
+ * The client against failures a real server will not produce on demand, mocked with msw: refused
+ * and silent WebSockets, buffering proxies, 5xx bursts, 429, streams cut mid-message, replays, and a
+ * server that restarted. A small fake bus in this file speaks the wire (DESIGN §1) so delivery can
+ * be checked exactly; each test breaks one thing and asserts which transport ends up in use and that
+ * every message arrives once, in order.
+ */
+import { createServer } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket as WsSocket } from "ws";
+import type { Message } from "../src/envelope.js";
+import { encodeChunk, sseEvent } from "../src/wire.js";
+
+// msw intercepts WebSockets by wrapping the global class; Node 20 has none, so lend it `ws`'s.
+const hadWebSocket = "WebSocket" in globalThis;
+if (!hadWebSocket) Object.defineProperty(globalThis, "WebSocket", { value: WsSocket, configurable: true, writable: true });
+
+const { setupServer } = await import("msw/node");
+const { http, HttpResponse, ws } = await import("msw");
+const { MessageBus } = await import("../client/bus.js");
+const { remember } = await import("../client/remember.js");
+type Bus = InstanceType<typeof MessageBus>;
+type TransportName = import("../client/types.js").TransportName;
+
+const mock = setupServer();
+// An unhandled WebSocket goes through to a closed port (the "refused" case); unhandled HTTP is a bug here.
+beforeAll(() => mock.listen({ onUnhandledRequest: (req, print) => (req.url.startsWith("ws") || req.url.endsWith("/ws") ? undefined : print.error()) }));
+afterAll(() => {
+  mock.close();
+  if (!hadWebSocket) delete (globalThis as { WebSocket?: unknown }).WebSocket;
+});
+
+/** A loopback port nothing listens on: a WebSocket msw lets through to it is refused. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const enc = new TextEncoder();
+type Body = Record<string, number | string>;
+type Kind = "poll" | "long-poll" | "chunked" | "sse" | "websocket";
+
+/** A message bus that lives in the test: per-channel ids, an epoch, and live listeners. */
+class FakeBus {
+  epoch = "E1";
+  private global = 0;
+  private log = new Map<string, Message[]>();
+  private listeners = new Set<(m: Message) => void>();
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private enders = new Set<() => void>();
+  /** Every request by kind, with the subscription it carried. */
+  readonly requests: { kind: Kind; body: Body }[] = [];
+  holdMs = 400;
+
+  constructor(readonly origin: string) {}
+
+  get base(): string {
+    return this.origin + "/message-bus";
+  }
+
+  publish(channel: string, data: unknown): Message {
+    const list = this.log.get(channel) ?? [];
+    this.log.set(channel, list);
+    const m: Message = { global_id: ++this.global, message_id: list.length + 1, channel, data };
+    list.push(m);
+    for (const l of [...this.listeners]) l(m);
+    return m;
+  }
+
+  /** Forgets everything, as a restarted memory server does. */
+  restart(epoch: string): void {
+    this.epoch = epoch;
+    this.global = 0;
+    this.log.clear();
+  }
+
+  count(kind: Kind): number {
+    return this.requests.filter((r) => r.kind === kind).length;
+  }
+
+  /** What a subscription is owed now: the backlog after each position, then a status if one is due. */
+  answer(body: Body): Message[] {
+    const batch: Message[] = [];
+    const status: Record<string, unknown> = {};
+    let tell = false;
+    const otherEpoch = typeof body.__epoch === "string" && body.__epoch !== "" && body.__epoch !== this.epoch;
+    if (body.__epoch !== this.epoch) {
+      status.__epoch = this.epoch;
+      tell = true;
+    }
+    const reset: string[] = [];
+    for (const [ch, v] of Object.entries(body)) {
+      if (ch.startsWith("__")) continue;
+      const list = this.log.get(ch) ?? [];
+      let from = Number(v);
+      if (from === -1) {
+        status[ch] = list.length;
+        tell = true;
+        continue;
+      }
+      if (otherEpoch || from > list.length) {
+        reset.push(ch);
+        from = otherEpoch ? 0 : list.length;
+        status[ch] = list.length;
+        tell = true;
+      }
+      batch.push(...list.filter((m) => m.message_id > from));
+    }
+    if (reset.length) status.__reset = reset;
+    batch.sort((a, b) => a.global_id - b.global_id);
+    if (tell) batch.push({ global_id: -1, message_id: -1, channel: "/__status", data: status });
+    return batch;
+  }
+
+  later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Live messages on the body's channels until `stop` is called. */
+  follow(body: Body, fn: (m: Message) => void): () => void {
+    const l = (m: Message) => {
+      if (m.channel in body) fn(m);
+    };
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** A response body the fake writes to; it ends itself after `holdMs` unless told otherwise. */
+  stream(write: (push: (s: string) => void, end: () => void) => void): ReadableStream<Uint8Array> {
+    let ended = false;
+    let ctl!: ReadableStreamDefaultController<Uint8Array>;
+    const stops: (() => void)[] = [];
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      for (const s of stops) s();
+      this.enders.delete(end);
+      try {
+        ctl.close();
+      } catch {
+        // cancelled by the client already
+      }
+    };
+    this.enders.add(end);
+    return new ReadableStream<Uint8Array>({
+      start: (c) => {
+        ctl = c;
+        write((s) => {
+          if (!ended) ctl.enqueue(enc.encode(s));
+        }, end);
+      },
+      cancel: () => end(),
+    }) as ReadableStream<Uint8Array> & { stops?: unknown };
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    for (const e of [...this.enders]) e();
+    this.listeners.clear();
+  }
+}
+
+type WsMode = "normal" | "silent" | "refused" | "replay";
+type Override = (kind: Kind, fake: FakeBus, n: number) => Response | Promise<Response> | "silent" | null;
+
+/**
+ * The fake's HTTP and WebSocket handlers. `override(kind, fake, n)` (n: this kind's request number,
+ * from 1) may answer instead: a Response, "silent" (headers, then nothing), or null for the normal answer.
+ */
+function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode = "normal") {
+  const plain = (body: Body, held: boolean): Promise<Response> =>
+    new Promise((resolve) => {
+      const now = fake.answer(body);
+      const reply = (batch: Message[]) =>
+        resolve(HttpResponse.text(JSON.stringify(batch), { headers: { "content-type": "application/json; charset=utf-8" } }));
+      if (now.length || !held) return reply(now);
+      let done = false;
+      const stop = fake.follow(body, () => {
+        if (done) return;
+        done = true;
+        stop();
+        // Let a burst gather into one answer, as the server's per-tick flush does.
+        setImmediate(() => reply(fake.answer(body)));
+      });
+      fake.later(fake.holdMs, () => {
+        if (done) return;
+        done = true;
+        stop();
+        reply([]);
+      });
+    });
+
+  const chunked = (body: Body) =>
+    new HttpResponse(
+      fake.stream((push, end) => {
+        const first = fake.answer(body);
+        const pos: Body = { ...body };
+        const advance = (batch: Message[]) => {
+          for (const m of batch) if (m.channel !== "/__status") pos[m.channel] = m.message_id;
+        };
+        advance(first);
+        push(encodeChunk(JSON.stringify(first)));
+        const stop = fake.follow(body, (m) => {
+          push(encodeChunk(JSON.stringify([m])));
+          pos[m.channel] = m.message_id;
+        });
+        fake.later(fake.holdMs, () => {
+          stop();
+          push(encodeChunk("[]"));
+          end();
+        });
+      }),
+      { headers: { "content-type": "text/plain; charset=utf-8" } },
+    );
+
+  const sse = (body: Body) =>
+    new HttpResponse(
+      fake.stream((push) => {
+        const batch = fake.answer({ ...body, __epoch: fake.epoch });
+        const head: Record<string, unknown> = { __epoch: fake.epoch };
+        for (const [ch, v] of Object.entries(body)) if (!ch.startsWith("__")) head[ch] = Number(v) === -1 ? 0 : Number(v);
+        const status = batch.find((m) => m.channel === "/__status");
+        if (status) Object.assign(head, status.data as object);
+        push("retry: 1000\n: fake\n\n" + sseEvent("x", JSON.stringify({ global_id: -1, message_id: -1, channel: "/__status", data: head })));
+        for (const m of batch) if (m.channel !== "/__status") push(sseEvent("x", JSON.stringify(m)));
+        fake.follow(body, (m) => push(sseEvent("x", JSON.stringify(m))));
+      }),
+      { headers: { "content-type": "text/event-stream; charset=utf-8" } },
+    );
+
+  const silent = () => new HttpResponse(fake.stream(() => {}), { headers: { "content-type": "text/plain; charset=utf-8" } });
+
+  const list = [
+    http.post(`${fake.base}/:clientId/poll`, async ({ request }) => {
+      const body = (await request.json()) as Body;
+      const dlp = new URL(request.url).search.includes("dlp=t");
+      const kind: Kind = dlp ? "poll" : request.headers.get("dont-chunk") ? "long-poll" : "chunked";
+      fake.requests.push({ kind, body });
+      const o = await override(kind, fake, fake.count(kind));
+      if (o === "silent") return silent();
+      if (o) return o;
+      return kind === "chunked" ? chunked(body) : plain(body, kind === "long-poll");
+    }),
+    http.post(`${fake.base}/:clientId/sse`, async ({ request }) => {
+      const body = (await request.json()) as Body;
+      fake.requests.push({ kind: "sse", body });
+      const o = await override("sse", fake, fake.count("sse"));
+      if (o === "silent") return new HttpResponse(fake.stream(() => {}), { headers: { "content-type": "text/event-stream" } });
+      if (o) return o;
+      return sse(body);
+    }),
+  ];
+  if (wsMode === "refused") return list; // unhandled: msw lets it through to a closed port
+  const link = ws.link(fake.base.replace("http", "ws") + "/*");
+  return [
+    ...list,
+    link.addEventListener("connection", ({ client }) => {
+      fake.requests.push({ kind: "websocket", body: {} });
+      if (wsMode === "silent") return;
+      client.send(JSON.stringify([{ global_id: -1, message_id: -1, channel: "/__status", data: { __epoch: fake.epoch } }]));
+      const stops: (() => void)[] = [];
+      client.addEventListener("message", (ev) => {
+        const frame = JSON.parse(String(ev.data)) as { subscribe?: Body };
+        if (!frame.subscribe) return;
+        const answer = JSON.stringify(fake.answer(frame.subscribe));
+        client.send(answer);
+        if (wsMode === "replay") client.send(answer);
+        stops.push(
+          fake.follow(frame.subscribe, (m) => {
+            client.send(JSON.stringify([m]));
+            // A replaying server sends every live message twice, the second time with its predecessor.
+            if (wsMode === "replay" && m.message_id > 1) client.send(JSON.stringify(fake.answer({ [m.channel]: m.message_id - 2 })));
+          }),
+        );
+      });
+      client.addEventListener("close", () => stops.forEach((s) => s()));
+    }),
+  ];
+}
+
+// ---- the client side -------------------------------------------------------------------------------
+
+const CHANNELS = ["/m/a", "/m/b"];
+const buses: Bus[] = [];
+const fakes: FakeBus[] = [];
+
+afterEach(() => {
+  for (const b of buses.splice(0)) b.stop();
+  for (const f of fakes.splice(0)) f.close();
+  mock.resetHandlers();
+});
+
+async function setup(
+  override?: Override,
+  wsMode: WsMode = "normal",
+): Promise<FakeBus> {
+  // A fresh origin per test, so the transport one test remembers is not another's start.
+  const fake = new FakeBus(`http://127.0.0.1:${await closedPort()}`);
+  fakes.push(fake);
+  mock.use(...handlers(fake, override, wsMode));
+  return fake;
+}
+
+interface Followed {
+  bus: Bus;
+  got: Record<string, { data: unknown; id: number }[]>;
+  seen: TransportName[];
+  resets: string[];
+}
+
+function start(fake: FakeBus, options: ConstructorParameters<typeof MessageBus>[0], lastId = 0): Followed {
+  const bus = new MessageBus({
+    baseUrl: fake.origin + "/",
+    callbackInterval: 30,
+    minPollInterval: 5,
+    firstChunkTimeout: 250,
+    retryTransportInterval: 60_000,
+    heartbeatInterval: 60_000,
+    ...options,
+  });
+  buses.push(bus);
+  const f: Followed = { bus, got: {}, seen: [], resets: [] };
+  bus.onTransport((n) => f.seen.push(n));
+  bus.onReset((ch) => f.resets.push(ch));
+  for (const ch of CHANNELS) {
+    f.got[ch] = [];
+    bus.subscribe(ch, (data, _g, id) => f.got[ch].push({ data, id }), lastId);
+  }
+  return f;
+}
+
+function until(check: () => boolean, what: () => string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (check()) return resolve();
+      if (Date.now() > deadline) return reject(new Error("timed out waiting: " + what()));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+/** Publishes `count` messages per channel, interleaved, a few at a time so they spread over batches. */
+async function publish(fake: FakeBus, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) {
+    for (const ch of CHANNELS) fake.publish(ch, { ch, i });
+    if (i % 3 === 0) await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Every channel has exactly messages 1..total, in order, once each, with their data. */
+async function expectExact(f: Followed, total: number): Promise<void> {
+  await until(
+    () => CHANNELS.every((ch) => f.got[ch].length >= total),
+    () => JSON.stringify(Object.fromEntries(CHANNELS.map((ch) => [ch, f.got[ch].length]))) + " via " + f.bus.transport,
+  );
+  // A duplicate would come with the next batch; give one a chance to show.
+  await new Promise((r) => setTimeout(r, 60));
+  for (const ch of CHANNELS) {
+    expect(f.got[ch].map((m) => m.id)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(f.got[ch].map((m) => m.data)).toEqual(Array.from({ length: total }, (_, i) => ({ ch, i })));
+  }
+}
+
+describe("WebSocket trouble", () => {
+  it("an upgrade that is refused gives way: SSE takes over from the first long-poll", async () => {
+    const fake = await setup(undefined, "refused");
+    await publish(fake, 0, 10);
+    const f = start(fake, {});
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "sse"]);
+    expect(f.bus.stats.transportSwitches).toBe(1);
+  });
+
+  it("a socket that opens but never welcomes gives way at once, even when it was the remembered start", async () => {
+    const fake = await setup(undefined, "silent");
+    remember(fake.base + "/x/poll", "websocket");
+    await publish(fake, 0, 10);
+    const f = start(fake, {});
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["websocket", "sse"]);
+    expect(fake.count("websocket")).toBe(1);
+  });
+
+  it("a working socket is taken over live from long-poll", async () => {
+    const fake = await setup();
+    await publish(fake, 0, 10);
+    const f = start(fake, {});
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "websocket"]);
+  });
+});
+
+describe("buffering proxy: streams that send nothing", () => {
+  it("SSE and chunked long-poll both silent: plain long-poll delivers, streaming rests", async () => {
+    const fake = await setup((kind) => (kind === "sse" || kind === "chunked" ? "silent" : null));
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["sse", "long-poll"] });
+    await until(() => fake.count("long-poll") > 0 && fake.count("sse") > 0, () => JSON.stringify(fake.requests.map((r) => r.kind)));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll"]);
+    expect(f.bus.transport).toBe("long-poll");
+    // One chunked attempt and one SSE probe, each given up after firstChunkTimeout; no more until they rest.
+    expect(fake.count("chunked")).toBe(1);
+    expect(fake.count("sse")).toBe(1);
+  });
+
+  it("an SSE stream that stays silent past firstChunkTimeout is left for long-poll, then retried and taken", async () => {
+    const fake = await setup((kind, _f, n) => (kind === "sse" && n === 1 ? "silent" : null));
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["sse", "long-poll"], retryTransportInterval: 200 });
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "sse"]);
+    expect(fake.count("sse")).toBe(2);
+  });
+});
+
+describe("error bursts", () => {
+  it("502/503 on long-poll: backs off, then resumes from its positions without loss", async () => {
+    const codes = [502, 503, 502, 503];
+    const fake = await setup((kind, _f, n) =>
+      kind === "long-poll" && n <= codes.length ? HttpResponse.json({ error: "bad gateway" }, { status: codes[n - 1] }) : null,
+    );
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["long-poll"], enableChunkedEncoding: false });
+    await until(() => fake.count("long-poll") > codes.length, () => String(fake.count("long-poll")));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll"]);
+    // Every request after the burst asks from 0 on: nothing was taken as delivered by a failure.
+    expect(fake.requests.filter((r) => r.kind === "long-poll").slice(0, codes.length + 1).map((r) => r.body["/m/a"])).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it("503 on SSE: falls back to long-poll, probes again, and is back on SSE", async () => {
+    const fake = await setup((kind, _f, n) => (kind === "sse" && n <= 2 ? HttpResponse.json({ error: "unavailable" }, { status: 503 }) : null));
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["sse", "long-poll"], retryTransportInterval: 50 });
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "sse"]);
+    expect(fake.count("sse")).toBe(3);
+  });
+
+  it("429 honours Retry-After before asking again", async () => {
+    const asked: number[] = [];
+    const fake = await setup((kind, _f, n) => {
+      if (kind !== "poll") return null;
+      asked.push(Date.now());
+      return n === 2 ? HttpResponse.json({ error: "slow down" }, { status: 429, headers: { "Retry-After": "1" } }) : null;
+    });
+    await publish(fake, 0, 5);
+    const f = start(fake, { transports: ["poll"] });
+    await until(() => asked.length >= 3, () => String(asked.length));
+    await publish(fake, 5, 5);
+    await expectExact(f, 10);
+    expect(f.seen).toEqual(["poll"]);
+    // The third request waited at least the second the server asked for.
+    expect(asked[2] - asked[1]).toBeGreaterThanOrEqual(1000);
+  });
+});
+
+describe("cuts and replays", () => {
+  it("an SSE stream cut mid-event: the half event is dropped and the stream resumes at once from the positions held", async () => {
+    const fake = await setup((kind, fk, n) => {
+      if (kind !== "sse" || n !== 1) return null;
+      return new HttpResponse(
+        fk.stream((push, end) => {
+          const head = { __epoch: fk.epoch, "/m/a": 0, "/m/b": 0 };
+          let out = sseEvent("x", JSON.stringify({ global_id: -1, message_id: -1, channel: "/__status", data: head }));
+          for (const m of fk.answer({ "/m/a": 0, "/m/b": 0, __epoch: fk.epoch }).slice(0, 5)) out += sseEvent("x", JSON.stringify(m));
+          const sixth = fk.answer({ "/m/a": 0, "/m/b": 0, __epoch: fk.epoch })[5];
+          push(out + sseEvent("x", JSON.stringify(sixth)).slice(0, 30));
+          end();
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    });
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["sse"] });
+    await until(() => fake.count("sse") >= 2, () => String(fake.count("sse")));
+    await publish(fake, 10, 10);
+    await expectExact(f, 20);
+    expect(f.seen).toEqual(["sse"]);
+    // Five whole events (3 on /m/a, 2 on /m/b, interleaved) came before the cut.
+    const second = fake.requests.filter((r) => r.kind === "sse")[1].body;
+    expect([second["/m/a"], second["/m/b"]]).toEqual([3, 2]);
+  });
+
+  it("a chunked long-poll cut mid-chunk resumes at once and loses nothing", async () => {
+    const fake = await setup((kind, fk, n) => {
+      if (kind !== "chunked" || n !== 1) return null;
+      return new HttpResponse(
+        fk.stream((push, end) => {
+          const all = fk.answer({ "/m/a": 0, "/m/b": 0 }).filter((m) => m.channel !== "/__status");
+          push(encodeChunk(JSON.stringify(all.slice(0, 4))) + encodeChunk(JSON.stringify(all.slice(4, 8))).slice(0, 25));
+          end();
+        }),
+        { headers: { "content-type": "text/plain; charset=utf-8" } },
+      );
+    });
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["long-poll"] });
+    await until(() => fake.count("chunked") >= 2, () => String(fake.count("chunked")));
+    await publish(fake, 10, 10);
+    await expectExact(f, 20);
+    const second = fake.requests.filter((r) => r.kind === "chunked")[1].body;
+    expect([second["/m/a"], second["/m/b"]]).toEqual([2, 2]);
+  });
+
+  it("messages replayed by the server (at or below the position) are dropped", async () => {
+    const fake = await setup((kind, fk, n) => {
+      if (kind !== "poll" || n !== 3) return null;
+      // A misbehaving proxy serves an old answer again: everything from the start.
+      return HttpResponse.json(fk.answer({ "/m/a": 0, "/m/b": 0 }));
+    });
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["poll"] });
+    await until(() => fake.count("poll") >= 4, () => String(fake.count("poll")));
+    await publish(fake, 10, 5);
+    await expectExact(f, 15);
+    expect(f.seen).toEqual(["poll"]);
+  });
+
+  it("a WebSocket that sends its backlog twice and every live message again is deduplicated too", async () => {
+    const fake = await setup(undefined, "replay");
+    await publish(fake, 0, 5);
+    const f = start(fake, { transports: ["websocket"] });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await publish(fake, 5, 15);
+    await expectExact(f, 20);
+    expect(f.seen).toEqual(["websocket"]);
+  });
+});
+
+describe("epochs", () => {
+  it("a restarted server (new epoch) is noticed: onReset, positions from 0, the new messages delivered", async () => {
+    const fake = await setup();
+    await publish(fake, 0, 5);
+    const f = start(fake, { transports: ["long-poll"], enableChunkedEncoding: false });
+    await expectExact(f, 5);
+    expect(f.bus.epoch).toBe("E1");
+    fake.restart("E2");
+    for (const ch of CHANNELS) f.got[ch] = [];
+    await publish(fake, 0, 3);
+    await expectExact(f, 3);
+    expect(f.resets.sort()).toEqual([...CHANNELS].sort());
+    expect(f.bus.epoch).toBe("E2");
+  });
+});
