@@ -196,6 +196,23 @@ describe.each(kinds)("%s backend", (kind) => {
     expect(order).toEqual(events.messages.map((m) => byId.get(m.global_id)));
   });
 
+  it("never shows a later global id before an earlier one, even while many publish at once", async () => {
+    await fresh();
+    const peer = await store.open();
+    let publishing = true;
+    const publishers = Promise.all(
+      [b, peer.backend].flatMap((be) => Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; i < 25; i++) await be.append(req(`/v${(w + i) % 5}`, i));
+      })),
+    ).finally(() => (publishing = false));
+    const seen: number[][] = [];
+    while (publishing) seen.push((await b.globalBacklog(0)).map((m) => m.global_id));
+    await publishers;
+    seen.push((await b.globalBacklog(0)).map((m) => m.global_id));
+    for (const ids of seen) expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => i + 1));
+    expect(seen[seen.length - 1]).toHaveLength(200);
+  });
+
   it("delivers to a process started later only what is published after it started", async () => {
     await fresh();
     await b.append(req("/late", "before"));

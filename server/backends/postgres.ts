@@ -73,6 +73,16 @@ export class PostgresBackend implements Backend {
   }
 
   async start(events: BackendEvents): Promise<void> {
+    try {
+      await this.connect(events);
+    } catch (e) {
+      // Nothing left running (pool, LISTEN reconnects) by a bus that failed to start.
+      await this.close();
+      throw new Error(`cometbus: cannot start on PostgreSQL (schema ${this.S}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private async connect(events: BackendEvents): Promise<void> {
     await this.migrate();
     const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
     await this.listen();

@@ -40,6 +40,7 @@ export class RedisBackend implements Backend {
   private readonly pageSize: number;
   private readonly report: (e: unknown) => void;
   private closed = false;
+  private lastError?: Error;
 
   constructor(private readonly options: RedisBackendOptions = {}) {
     const { url, prefix } = parseRedisUrl(options.url ?? "redis://127.0.0.1:6379");
@@ -64,7 +65,10 @@ export class RedisBackend implements Backend {
     this.commands = new Redis(url, base);
     this.listener = new Redis(url, { ...base, autoResubscribe: true });
     for (const r of [this.commands, this.listener]) {
-      r.on("error", (e) => this.report(e));
+      r.on("error", (e) => {
+        this.lastError = e;
+        this.report(e);
+      });
       r.on("ready", () => this.report(null));
     }
   }
@@ -75,7 +79,15 @@ export class RedisBackend implements Backend {
 
   async start(events: BackendEvents): Promise<void> {
     const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
-    await Promise.all([this.commands.connect(), this.listener.connect()]);
+    try {
+      await Promise.all([this.commands.connect(), this.listener.connect()]);
+    } catch (e) {
+      // No reconnect loop left behind by a bus that failed to start.
+      this.commands.disconnect();
+      this.listener.disconnect();
+      const why = this.lastError ?? e;
+      throw new Error(`cometbus: cannot connect to Redis: ${why instanceof Error ? why.message : String(why)}`);
+    }
     this.listener.on("message", (channel: string, payload: string) => {
       if (channel === this.notifyChannel) feed.notify(payload);
     });
@@ -160,6 +172,7 @@ export class RedisBackend implements Backend {
 
   /** Deletes every key under the prefix (tests, uninstall). */
   async destroy(): Promise<void> {
+    if (this.commands.status === "wait") await this.commands.connect();
     let cursor = "0";
     do {
       const [next, keys] = await this.commands.scan(cursor, "MATCH", escapeGlob(this.prefix) + "*", "COUNT", 1000);

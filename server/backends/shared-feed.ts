@@ -100,6 +100,11 @@ export class GlobalFeed {
           this.again = true;
           continue;
         }
+        const first = page.messages[0];
+        if (first && first.global_id > this.lastGlobalId + 1) {
+          // This process fell further behind than the global backlog holds (maxGlobalBacklogSize).
+          this.onError(new Error(`cometbus: missed global ids ${this.lastGlobalId + 1}..${first.global_id - 1}: trimmed from the global backlog before this process read them`));
+        }
         for (const m of page.messages) {
           if (m.global_id <= this.lastGlobalId) continue;
           this.lastGlobalId = m.global_id;

@@ -149,7 +149,9 @@ export class WsSubscriber extends RawSubscriber {
         resolve();
         if (this.stopped) return;
         this.reconnects++;
-        void pause(200).then(() => !this.stopped && this.open());
+        void pause(200).then(() => {
+          if (!this.stopped) void this.open();
+        });
       });
     });
   }

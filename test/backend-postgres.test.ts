@@ -1,0 +1,95 @@
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AppendRequest } from "../server/backend.js";
+import { parsePostgresUrl, PostgresBackend } from "../server/backends/postgres.js";
+import { MessageBus } from "../server/index.js";
+import { hasPostgres, POSTGRES_URL, Recorder, uniqueName } from "./helpers/backends.js";
+import { freePort, waitUntil } from "./helpers/cluster.js";
+
+/** What only the PostgreSQL backend has: schemas, URLs, connections that can be cut. */
+const run = await hasPostgres();
+
+const req = (channel: string, data: unknown): AppendRequest => ({
+  channel,
+  data,
+  dataJson: JSON.stringify(data),
+  maxBacklogSize: 100,
+  maxBacklogAge: 3600,
+  maxGlobalBacklogSize: 100,
+});
+
+const opened: PostgresBackend[] = [];
+afterEach(async () => {
+  if (opened[0]) await opened[0].destroy().catch(() => {});
+  await Promise.all(opened.splice(0).map((b) => b.close()));
+});
+
+async function admin(sql: string): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: POSTGRES_URL });
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+describe("PostgreSQL backend URL", () => {
+  it("takes the schema from the URL and leaves the rest (application_name, …) to pg", () => {
+    const { config, schema } = parsePostgresUrl("postgres://u@h:5433/db?schema=app_1&application_name=web");
+    expect(schema).toBe("app_1");
+    expect(config).toEqual({ connectionString: "postgres://u@h:5433/db?application_name=web", application_name: "web" });
+    expect(new PostgresBackend({ url: "postgres://u@h/db?schema=s1" }).schema).toBe("s1");
+    expect(new PostgresBackend({ url: "postgres://u@h/db" }).schema).toBe("cometbus");
+    expect(() => new PostgresBackend({ url: 'postgres://u@h/db?schema=x";drop' })).toThrow(/^cometbus: bad PostgreSQL schema name/);
+  });
+
+  it("fails to start with a clear error when nothing answers, leaving nothing running", async () => {
+    const port = await freePort();
+    const b = new PostgresBackend({ url: `postgres://postgres@127.0.0.1:${port}/test`, onError: () => {} });
+    await expect(b.start(new Recorder())).rejects.toThrow(/^cometbus: cannot start on PostgreSQL \(schema "cometbus"\): .*ECONNREFUSED/);
+  });
+});
+
+describe.runIf(run)("PostgreSQL backend", () => {
+  it("gets over its connections being terminated: the next publish works and notifications come back", async () => {
+    const app = uniqueName("app");
+    const b = new PostgresBackend({ url: `${POSTGRES_URL}?application_name=${app}`, schema: uniqueName("cut"), onError: () => {} });
+    opened.push(b);
+    const events = new Recorder();
+    await b.start(events);
+    await b.append(req("/cut", 1));
+    await events.count(1);
+    const cut = await admin(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${app}'`);
+    expect(cut.rows[0].n).toBeGreaterThanOrEqual(2); // the pool's and the LISTEN connection
+    // The pool drops the dead connection: a publish may fail once while it finds out, then works.
+    let m;
+    for (let i = 0; i < 5 && !m; i++) m = await b.append(req("/cut", 2)).catch(() => undefined);
+    expect(m && [m.global_id, m.message_id]).toEqual([2, 2]);
+    await events.count(2);
+    await b.append(req("/cut", 3));
+    await events.count(3);
+    expect(events.messages.map((x) => x.data)).toEqual([1, 2, 3]);
+    await waitUntil(async () => (await admin(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${app}' AND query LIKE 'LISTEN%'`)).rows[0].n === 1, () => "LISTEN again");
+  });
+
+  it("is what a MessageBus gets from a postgres:// URL, its schema created on first use", async () => {
+    const schema = uniqueName("bus");
+    const bus = new MessageBus({ backend: `${POSTGRES_URL}?schema=${schema}`, onError: () => {} });
+    try {
+      await bus.ready();
+      expect(bus.backend.kind).toBe("postgres");
+      const tables = await admin(`SELECT table_name FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY 1`);
+      expect(tables.rows.map((r) => r.table_name)).toEqual(["backlog", "channels", "global_backlog", "meta"]);
+      const got: unknown[] = [];
+      bus.subscribe("/bus", (m) => got.push(m.data));
+      expect(await bus.publish("/bus", { hi: 1 })).toEqual({ globalId: 1, messageId: 1 });
+      await waitUntil(() => got.length === 1, () => "the server-side subscriber");
+      expect(got).toEqual([{ hi: 1 }]);
+      expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
+    } finally {
+      await bus.close();
+      await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    }
+  });
+});
