@@ -14,11 +14,15 @@ import { BackendUnavailableError } from "./backends/shared-errors.js";
 
 /** The browser bundle, if it has been built (`npm run build`). */
 function clientBundle(): string | null {
-  try {
-    return readFileSync(new URL("../client/cometbus.iife.js", import.meta.url), "utf8");
-  } catch {
-    return null;
+  // From dist/server/ the bundle sits beside; from the TypeScript sources (tests) it is in dist/.
+  for (const path of ["../client/cometbus.iife.js", "../dist/client/cometbus.iife.js"]) {
+    try {
+      return readFileSync(new URL(path, import.meta.url), "utf8");
+    } catch {
+      // try the next place
+    }
   }
+  return null;
 }
 
 /** Every route of the bus, relative to where it is mounted (`base`). */
