@@ -31,6 +31,20 @@ export async function catchUp(
   clientEpoch: string | undefined,
   who: Identity,
 ): Promise<CatchUp> {
+  // A reset between the snapshot and the backlog reads mixes two epochs: positions from the old one
+  // with an empty new backlog would make the subscriber skip the new epoch's first messages. Read again.
+  for (let attempt = 1; ; attempt++) {
+    const result = await catchUpOnce(backend, asked, clientEpoch, who);
+    if (result.epoch === backend.epoch || attempt >= 3) return result;
+  }
+}
+
+async function catchUpOnce(
+  backend: Backend,
+  asked: Map<string, number>,
+  clientEpoch: string | undefined,
+  who: Identity,
+): Promise<CatchUp> {
   const snap = await backend.snapshot(asked.keys());
   const otherEpoch = clientEpoch !== undefined && clientEpoch !== "" && clientEpoch !== snap.epoch;
   const result: CatchUp = {

@@ -16,6 +16,8 @@ export abstract class Subscriber {
   readonly positions = new Map<string, number>();
   private loading = 0;
   private early: Outgoing[] | null = null;
+  /** A reset that came while loading, told at `endLoading` (the transport cannot write before). */
+  private resetWhileLoading?: string;
   /** Messages due at the next flush; the hub flushes once per tick, so a burst becomes one write. */
   pending: Outgoing[] = [];
   closed = false;
@@ -55,7 +57,15 @@ export abstract class Subscriber {
   }
 
   endLoading(): void {
-    if (--this.loading > 0 || !this.early) return;
+    if (--this.loading > 0) return;
+    if (this.resetWhileLoading !== undefined) {
+      // Channels live before the reset stand at 0; those just loaded where their (retried) catch-up put them.
+      const data: StatusData = { __epoch: this.resetWhileLoading, __reset: [...this.positions.keys()] };
+      for (const [ch, pos] of this.positions) data[ch] = pos;
+      this.resetWhileLoading = undefined;
+      this.send([], data);
+    }
+    if (!this.early) return;
     const early = this.early;
     this.early = null;
     for (const o of early) this.offer(o);
@@ -63,6 +73,16 @@ export abstract class Subscriber {
 
   /** The backend's ids restarted: every channel starts over at 0 and the client is told. */
   resetEpoch(epoch: string): void {
+    if (this.loading) {
+      // The transport may have nothing to write to yet (no response, no stream): calling send() here
+      // crashed. Live messages held so far are the old epoch's; the catch-up under way reads again in
+      // the new one (catchUp) and settles the channels it loads.
+      for (const ch of this.positions.keys()) this.positions.set(ch, 0);
+      this.early = null;
+      this.pending = [];
+      this.resetWhileLoading = epoch;
+      return;
+    }
     const data: StatusData = { __epoch: epoch, __reset: [...this.positions.keys()] };
     for (const ch of this.positions.keys()) {
       this.positions.set(ch, 0);
