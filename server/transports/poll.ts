@@ -47,18 +47,19 @@ abstract class HeldPoll extends Subscriber {
 
 class LongPoll extends HeldPoll {
   readonly kind = "long-poll";
-  answer!: (r: Response) => void;
+  /** Set once the backlog is read; closed before that (replaced, shut down), handlePoll answers `[]`. */
+  answer?: (r: Response) => void;
 
   send(batch: Outgoing[], status: StatusData | null): void {
     if (this.closed) return;
     this.finish();
-    this.answer(json(batchJson(batch, status)));
+    this.answer?.(json(batchJson(batch, status)));
   }
 
   close(): void {
     if (this.closed) return;
     this.finish();
-    this.answer(json("[]"));
+    this.answer?.(json("[]"));
   }
 }
 
@@ -74,7 +75,8 @@ class ChunkedPoll extends HeldPoll {
   close(): void {
     if (this.closed) return;
     this.finish();
-    this.sink.end(encodeChunk("[]"));
+    // No stream yet while the backlog is read: handlePoll then answers `[]` itself.
+    this.sink?.end(encodeChunk("[]"));
   }
 }
 

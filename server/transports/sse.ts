@@ -65,7 +65,8 @@ class SseSubscriber extends Subscriber {
   }
 
   override heartbeat(): void {
-    if (!this.closed) this.sink.write(SSE_HEARTBEAT);
+    // The hub's timer also ticks while the backlog is read, before there is a stream: that threw.
+    if (!this.closed && this.sink) this.sink.write(SSE_HEARTBEAT);
   }
 
   finish(): void {
@@ -77,7 +78,7 @@ class SseSubscriber extends Subscriber {
   close(): void {
     if (this.closed) return;
     this.finish();
-    this.sink.end();
+    this.sink?.end();
   }
 }
 
@@ -99,6 +100,11 @@ export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, 
   } catch (e) {
     s.finish();
     throw e;
+  }
+  if (s.closed) {
+    // Shut down while the backlog was read: an empty stream, so an EventSource retries (an error
+    // status would make it give up for good).
+    return new Response(SSE_PREAMBLE, { status: 200, headers: { ...NO_CACHE, "Content-Type": "text/event-stream; charset=utf-8" } });
   }
   s.settle(cu.positions);
   s.epoch = cu.epoch;
