@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
-import { MemoryBackend, type StoredMessage } from "../server/index.js";
 import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
+import { RacingBackend } from "./fixtures/racing-backend.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 
 let server: TestServer | undefined;
@@ -22,41 +22,17 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
 const subscribers = () => server!.bus.stats().subscribers;
 const total = () => Object.values(subscribers()).reduce((a, b) => a + b, 0);
 
-/**
- * A memory backend that publishes while a subscriber's backlog is being read: the message lands
- * after the subscriber registered but possibly before its backlog snapshot. It must arrive once.
- */
-class RacingBackend extends MemoryBackend {
-  race?: () => Promise<void>;
-  override async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
-    const race = this.race;
-    this.race = undefined;
-    if (race) await race();
-    return super.backlog(channel, afterId);
-  }
-  override async snapshot(channels: Iterable<string>) {
-    const snap = await super.snapshot(channels);
-    const race = this.race;
-    if (race && this.raceAtSnapshot) {
-      this.race = undefined;
-      await race();
-    }
-    return snap;
-  }
-  raceAtSnapshot = false;
-}
-
 describe.each(TRANSPORTS)("%s: a message published while the backlog is read", (transport) => {
   it.each([
-    ["after the snapshot", true],
-    ["during the backlog read", false],
-  ])("%s arrives exactly once", async (_label, atSnapshot) => {
+    ["after the snapshot", "snapshot"],
+    ["during the backlog read", "backlog"],
+  ] as const)("%s arrives exactly once", async (_label, at) => {
     const backend = new RacingBackend();
     server = await startServer({ backend, longPollTimeout: 2000 });
     const bus = server.bus;
     await bus.publish("/r", "m1");
     await bus.publish("/r", "m2");
-    backend.raceAtSnapshot = atSnapshot;
+    backend.at = at;
     backend.race = async () => {
       await bus.publish("/r", "m3");
       await new Promise((r) => setImmediate(r));
