@@ -1,12 +1,16 @@
 import { build } from "esbuild";
 import { Hono } from "hono";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { MessageBus } from "../server/index.js";
 import { demoApp } from "../server/demo.js";
 import type { Listening } from "../server/node.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
+
+/** Set to a directory (e.g. demos/screenshots) to save what the layout test looks at. */
+const SCREENSHOTS = process.env.DEMO_SCREENSHOTS;
+const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
 
 const enabled = requireService("chromium", hasChromium(), "apt-get install chromium");
 
@@ -82,6 +86,21 @@ function expectAllClean(panes: Record<string, PaneState>, count: number): void {
   }
 }
 
+/** Elements whose text is cut off, and whether the page scrolls sideways: both unreadable on a phone. */
+function overflow(page: Page): Promise<{ sideways: boolean; clipped: string[] }> {
+  return page.evaluate(() => {
+    const sel = ".stats dt, .stats dd, .pane h2, .pane .transport, .tally, .topbar a, button, select, .msg .meta, .people li";
+    const clipped = [...document.querySelectorAll<HTMLElement>(sel)]
+      .filter((e) => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className}: ${e.textContent?.trim()}`);
+    return { sideways: document.documentElement.scrollWidth > window.innerWidth, clipped };
+  });
+}
+
+async function shoot(page: Page, name: string): Promise<void> {
+  if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+}
+
 /** The newest line of the page's event log. */
 async function lastLog(page: Page): Promise<string> {
   return (await page.locator("#log li").first().textContent())!.replace(/^\d\d:\d\d:\d\d/, "");
@@ -100,8 +119,11 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     browser = await launchChromium();
   });
 
+  afterEach(async () => {
+    for (const c of contexts.splice(0)) await c.close().catch(() => {});
+  });
+
   afterAll(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
     await browser?.close();
     await server?.close();
   });
@@ -218,4 +240,62 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     const stored = await bus.backlog("/chat/room");
     expect(stored.map((m) => (m.data as { text: string }).text)).toEqual(["hello all", "psst bob", "bye all"]);
   });
+
+  for (const [device, viewport] of Object.entries(VIEWPORTS)) {
+    it(`${device} (${viewport.width}×${viewport.height}): the pages fit, nothing is cut off or scrolls sideways`, async () => {
+      const context = await browser.newContext({ viewport });
+      contexts.push(context);
+      const page = await context.newPage();
+
+      await page.goto(`${server.url}/`);
+      expect(await overflow(page)).toEqual({ sideways: false, clipped: [] });
+      await shoot(page, `index-${device}`);
+
+      await page.goto(`${server.url}/compare.html`);
+      await page.waitForFunction(() => [...document.querySelectorAll<HTMLElement>(".pane")].every((p) => p.dataset.live === "true"));
+      await page.click("#publish-burst");
+      await untilAllReceived(page, 100);
+      // Some live traffic, and a dropped socket, so the charts and the log have something to show.
+      await page.click("#drop-ws");
+      await page.click("#steady");
+      await page.waitForFunction(() => Number(document.querySelector('[data-pane="websocket"] [data-k="received"]')?.textContent) >= 140);
+      await page.click("#steady");
+      await page.waitForFunction(() => {
+        const counts = [...document.querySelectorAll('.pane [data-k="received"]')].map((e) => e.textContent);
+        return counts.every((c) => c === counts[0]) && document.querySelector("#verdict")?.getAttribute("data-state") === "ok";
+      });
+      expect(await overflow(page)).toEqual({ sideways: false, clipped: [] });
+      await shoot(page, `compare-${device}`);
+
+      // Two people talking; the shot is of the second, with a private line and someone typing.
+      const other = await (await browser.newContext({ viewport: VIEWPORTS.desktop })).newPage();
+      contexts.push(other.context());
+      const room = `${server.url}/chat.html`;
+      const join = async (p: Page, name: string) => {
+        await p.goto(room);
+        await p.fill("#name", name);
+        await p.click("#join button");
+        await p.waitForFunction(() => document.getElementById("transport")?.textContent?.startsWith("via "));
+      };
+      const say = async (p: Page, text: string, to = "") => {
+        await p.selectOption("#to", to, { timeout: 25_000 });
+        await p.fill("#text", text);
+        await p.press("#text", "Enter");
+        await p.waitForFunction((t) => [...document.querySelectorAll("#messages .text")].some((e) => e.textContent === t), text);
+      };
+      const me = device === "phone" ? "Bob" : "Ada";
+      await bus.reset(); // an empty room: no lines left by the other tests
+      await join(other, "Grace");
+      await join(page, me);
+      await say(other, "Hi! Is this one going over WebSocket too?");
+      await say(page, "It is, see the badge. Drop the sockets on the other page: nothing gets lost.");
+      await say(other, "Just did. Every pane still agrees.");
+      await say(other, `Psst ${me}, this line is only for you.`, me);
+      await page.waitForFunction(() => document.querySelectorAll("#messages .msg").length === 4);
+      await other.fill("#text", "typing something");
+      await page.waitForFunction(() => document.getElementById("typing")?.textContent?.includes("typing"));
+      expect(await overflow(page)).toEqual({ sideways: false, clipped: [] });
+      await shoot(page, `chat-${device}`);
+    });
+  }
 });

@@ -8,15 +8,16 @@ import { Pane } from "./pane.js";
 const CHANNEL = "/demo/compare";
 const BURST = 100;
 
-// A forced pane has nowhere to fall back to, so it retries a broken connection after 1 s rather
-// than the default 10 s (retryTransportInterval), which suits a negotiating client that falls back
-// meanwhile. The polling pane asks every second instead of message_bus's 15 s.
-const FORCED = { retryTransportInterval: 1000 };
+// A forced pane has nowhere to fall back to, so after a broken connection it tries again within
+// a second: retryTransportInterval (default 10 s) suits a negotiating client that falls back
+// meanwhile, and callbackInterval (message_bus's 15 s) is also the pause after an HTTP error and
+// the polling pane's period.
+const FORCED = { retryTransportInterval: 1000, callbackInterval: 1000 };
 const PANES = [
   { id: "websocket", name: "WebSocket", note: "one socket, frames pushed", options: { ...FORCED, transports: ["websocket"] } },
   { id: "sse", name: "SSE", note: "one long event stream", options: { ...FORCED, transports: ["sse"] } },
   { id: "long-poll", name: "Long-poll", note: "a held request per batch", options: { ...FORCED, transports: ["long-poll"] } },
-  { id: "poll", name: "Polling", note: "asks every second", options: { ...FORCED, transports: ["poll"], callbackInterval: 1000 } },
+  { id: "poll", name: "Polling", note: "asks every second", options: { ...FORCED, transports: ["poll"] } },
   { id: "auto", name: "Negotiating", note: "default client", negotiates: true, options: {} },
 ];
 
