@@ -1,5 +1,5 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
@@ -24,6 +24,7 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
   const root = app ?? mountedApp(bus);
   const server = createAdaptorServer({ fetch: root.fetch }) as Server;
   attach(bus, server, root);
+  const spare = spareSockets(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => {
@@ -43,7 +44,10 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
         // Held polls were just answered and streams ended, but their last bytes are still on the way
         // out: cutting every connection at once lost them. Close each connection once it is idle,
         // and cut whatever is still open after a grace period.
-        const idle = setInterval(() => server.closeIdleConnections(), 10);
+        const idle = setInterval(() => {
+          server.closeIdleConnections();
+          spare.closeAll();
+        }, 10);
         const cut = setTimeout(() => server.closeAllConnections(), 1000);
         server.close(() => {
           clearInterval(idle);
@@ -51,6 +55,30 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
           resolve();
         });
       });
+    },
+  };
+}
+
+/**
+ * Connections that carry no request: clients (undici, browsers) open spare ones, and Node counts a
+ * connection that never sent a request as busy, so close() waited its whole grace period for them.
+ * WebSockets are busy too: they finish their own closing handshake.
+ */
+function spareSockets(server: Server): { closeAll(): void } {
+  const sockets = new Set<Socket>();
+  const busy = new WeakSet<Duplex>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("request", (req: IncomingMessage, res) => {
+    busy.add(req.socket);
+    res.once("close", () => busy.delete(req.socket));
+  });
+  server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => busy.add(socket));
+  return {
+    closeAll() {
+      for (const s of sockets) if (!busy.has(s)) s.destroy();
     },
   };
 }
