@@ -96,6 +96,7 @@ export function demoApp(bus: MessageBus): Hono {
   });
 
   app.use("/*", serveStatic({ root: path.relative(process.cwd(), demosDir) || "." }));
+  app.notFound((c) => c.json({ error: "not found" }, 404));
   return app;
 }
 
