@@ -197,7 +197,7 @@ describe.skipIf(!haveChromium)("in Chromium", () => {
       const w = window as unknown as W & { ws: WebSocket };
       w.ws.close();
       return { frames: w.frames, closed: w.wsClosed };
-    })) as W;
+    })) as { frames: unknown[][]; closed?: number };
     expect(closed).toBeUndefined();
     expect(frames[0]).toEqual([{ global_id: -1, message_id: -1, channel: "/__status", data: { __epoch: server.bus.backend.epoch } }]);
     expect(frames[1]).toEqual([]);
