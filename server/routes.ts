@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { cheapBodyLimit } from "./body-limit.js";
 import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../src/errors.js";
 import type { MessageBus } from "./bus.js";
@@ -33,9 +33,9 @@ export function createRoutes(bus: MessageBus): Hono {
   // next request on this keep-alive socket fails with "other side closed".
   const tooLarge = (max: number) => (c: Context) =>
     c.json({ error: `request body too large: at most ${max} bytes` }, 413, { Connection: "close" });
-  const limit = bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge(limits.maxBodyBytes) });
+  const limit = cheapBodyLimit(limits.maxBodyBytes, tooLarge(limits.maxBodyBytes));
   const publishMax = Math.max(limits.maxBodyBytes, limits.maxMessageBytes + 16 * 1024);
-  const publishLimit = bodyLimit({ maxSize: publishMax, onError: tooLarge(publishMax) });
+  const publishLimit = cheapBodyLimit(publishMax, tooLarge(publishMax));
 
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
