@@ -23,6 +23,7 @@ export class Pipeline {
 
   /** Resolves with the status code once the answer arrives. */
   post(path, headers, body) {
+    if (this.socket.destroyed) return Promise.reject(new Error("publish connection closed"));
     let head = `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
     for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
     this.socket.write(head + "\r\n" + body);

@@ -21,3 +21,5 @@ export function readBody(req) {
     req.on("error", reject);
   });
 }
+// A clean exit on SIGINT lets `node --cpu-prof` write its profile.
+process.on("SIGINT", () => process.exit(0));

@@ -24,6 +24,8 @@ pid ${dir}/nginx.pid;
 events { worker_connections 19000; }
 http {
   access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
   client_body_temp_path ${dir}/tmp;
   proxy_temp_path ${dir}/tmp;
   fastcgi_temp_path ${dir}/tmp;
