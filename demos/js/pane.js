@@ -79,8 +79,9 @@ export class Pane {
     }
     f.received.textContent = count(t.received);
     f.last.textContent = ms(t.last);
-    f.median.textContent = ms(t.percentile(50));
-    f.p99.textContent = ms(t.percentile(99));
+    const [median, p99] = t.percentiles([50, 99]);
+    f.median.textContent = ms(median);
+    f.p99.textContent = ms(p99);
     f.requests.textContent = count(stats.requests);
     f.frames.textContent = count(stats.frames);
     f.bytes.textContent = bytes(stats.bytes);

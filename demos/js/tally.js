@@ -62,10 +62,11 @@ export class Tally {
     return this.latencies.length ? this.latencies[this.latencies.length - 1] : null;
   }
 
-  percentile(p) {
-    if (!this.latencies.length) return null;
+  /** Several percentiles from one sort: `[50, 99]` → `[median, p99]` (nulls before any message). */
+  percentiles(ps) {
+    if (!this.latencies.length) return ps.map(() => null);
     const sorted = [...this.latencies].sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+    return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
   }
 }
 
