@@ -321,7 +321,7 @@ function start(fake: FakeBus, options: ConstructorParameters<typeof MessageBus>[
     baseUrl: fake.origin + "/",
     callbackInterval: 30,
     minPollInterval: 5,
-    firstChunkTimeout: 250,
+    firstChunkTimeout: 1000,
     retryTransportInterval: 60_000,
     heartbeatInterval: 60_000,
     ...options,
@@ -407,7 +407,7 @@ describe("WebSocket trouble", () => {
 });
 
 describe("buffering proxy: streams that send nothing", () => {
-  it("SSE and chunked long-poll both silent: plain long-poll delivers, streaming rests", async () => {
+  it("a silent SSE stream: plain long-poll delivers (never chunked while SSE is listed), SSE rests", async () => {
     const fake = await setup((kind) => (kind === "sse" || kind === "chunked" ? "silent" : null));
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse", "long-poll"] });
@@ -416,9 +416,22 @@ describe("buffering proxy: streams that send nothing", () => {
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll"]);
     expect(f.bus.transport).toBe("long-poll");
-    // One chunked attempt and one SSE probe, each given up after firstChunkTimeout; no more until they rest.
-    expect(fake.count("chunked")).toBe(1);
+    // One SSE probe, given up after firstChunkTimeout, then resting; streaming is SSE's job, so no chunked long-poll.
     expect(fake.count("sse")).toBe(1);
+    expect(fake.count("chunked")).toBe(0);
+  });
+
+  it("a silent chunked long-poll (long-poll alone): the next long-polls go unchunked and deliver", async () => {
+    const fake = await setup((kind) => (kind === "chunked" ? "silent" : null));
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["long-poll"] });
+    await until(() => fake.count("long-poll") > 0, () => JSON.stringify(fake.requests.map((r) => r.kind)));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll"]);
+    // One chunked attempt; after it, retryChunkedAfterRequests (30) plain ones.
+    expect(fake.count("chunked")).toBe(1);
+    expect(fake.requests[0].kind).toBe("chunked");
   });
 
   it("an SSE stream that stays silent past firstChunkTimeout is left for long-poll, then retried and taken", async () => {
@@ -473,8 +486,9 @@ describe("error bursts", () => {
     await publish(fake, 5, 5);
     await expectExact(f, 10);
     expect(f.seen).toEqual(["poll"]);
-    // The third request waited at least the second the server asked for.
-    expect(asked[2] - asked[1]).toBeGreaterThanOrEqual(1000);
+    // The third request waited the second the server asked for (less a little clock granularity);
+    // without Retry-After it would have come after callbackInterval (30 ms).
+    expect(asked[2] - asked[1]).toBeGreaterThanOrEqual(950);
   });
 });
 

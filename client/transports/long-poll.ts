@@ -1,5 +1,5 @@
 import { decodeChunks } from "../../src/wire.js";
-import { postSubscription, readText } from "../http.js";
+import { HttpError, postSubscription, readText } from "../http.js";
 import type { Message } from "../types.js";
 import { BaseTransport, isMessageArray } from "./base.js";
 
@@ -19,7 +19,10 @@ export class LongPollTransport extends BaseTransport {
   }
 
   private wantChunked(): boolean {
-    if (!this.host.options.enableChunkedEncoding) return false;
+    // With SSE on the list, streaming is SSE's job (probed in the background with its own first-event
+    // timeout); a chunked long-poll on the delivery path would only add the risk of a buffering proxy
+    // holding the first messages for firstChunkTimeout.
+    if (!this.host.options.enableChunkedEncoding || this.host.options.transports.includes("sse")) return false;
     if (this.host.chunkedBackoff > 0) {
       this.host.chunkedBackoff--;
       return false;
@@ -88,7 +91,14 @@ export class LongPollTransport extends BaseTransport {
       // Straight on after data; an answer that came back empty and early waits out the interval.
       this.later(got || cut ? o.minPollInterval : Math.max(o.minPollInterval, o.callbackInterval - (Date.now() - startedAt)));
     } catch (e) {
-      if (this.current(gen)) this.httpError(e);
+      if (!this.current(gen)) return;
+      // A held request answered 502/504 or dropped after a while is a proxy's read timeout cutting a
+      // quiet long-poll, not a failing server: ask again at once. Quick failures still back off.
+      if (isProxyCut(e) && Date.now() - startedAt > PROXY_CUT_AFTER_MS) {
+        this.gen++;
+        this.disconnect();
+        this.later(o.minPollInterval);
+      } else this.httpError(e);
     }
   }
 
@@ -102,4 +112,11 @@ export class LongPollTransport extends BaseTransport {
   protected dead(): void {
     this.httpError(new Error("long-poll went silent"));
   }
+}
+
+const PROXY_CUT_AFTER_MS = 1000;
+
+function isProxyCut(e: unknown): boolean {
+  if (e instanceof HttpError) return e.status === 502 || e.status === 504;
+  return e instanceof TypeError; // fetch's network error: the connection was dropped
 }
