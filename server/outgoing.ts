@@ -2,6 +2,7 @@ import { encodeMessage } from "../src/envelope.js";
 import { encodeChunk } from "../src/wire.js";
 import type { StoredMessage } from "./backend.js";
 import { isTargeted } from "./identity.js";
+import { textFrame } from "./transports/ws-frame.js";
 
 /**
  * A message on its way out, with its encodings made once and shared by every subscriber (DESIGN §6).
@@ -11,6 +12,9 @@ export class Outgoing {
   private _json?: string;
   private _array?: string;
   private _chunk?: string;
+  private _frame?: Buffer;
+  private _sse?: Buffer;
+  private _sseEpoch?: string;
 
   constructor(readonly message: StoredMessage) {
     this.targeted = isTargeted(message);
@@ -44,5 +48,44 @@ export class Outgoing {
   /** A chunked long-poll chunk holding just this message. */
   get chunk(): string {
     return (this._chunk ??= encodeChunk(this.array));
+  }
+
+  /** The WebSocket frame holding `[json]`, the same bytes for every socket. */
+  get wsFrame(): Buffer {
+    return (this._frame ??= textFrame(this.array));
+  }
+
+  /**
+   * The SSE event of a stream subscribed to this channel alone: its id (`epoch:id`) is then the same
+   * for every such stream, so the event is encoded once.
+   */
+  sseSingle(epoch: string): Buffer {
+    if (this._sse === undefined || this._sseEpoch !== epoch) {
+      this._sse = Buffer.from(`id: ${epoch}:${this.id}\ndata: ${this.json}\n\n`);
+      this._sseEpoch = epoch;
+    }
+    return this._sse;
+  }
+}
+
+/**
+ * The subscribers of one flush mostly hold the same batch: its encoding is kept while the same
+ * messages (and key, e.g. the epoch) come again, so a burst is encoded once, not once per subscriber.
+ */
+export class BatchMemo<T> {
+  private last: readonly Outgoing[] = [];
+  private key = "";
+  private value: T | undefined;
+
+  get(batch: readonly Outgoing[], key: string, encode: (batch: readonly Outgoing[]) => T): T {
+    const last = this.last;
+    if (this.value !== undefined && key === this.key && last.length === batch.length) {
+      let same = true;
+      for (let i = 0; i < batch.length && same; i++) same = batch[i] === last[i];
+      if (same) return this.value;
+    }
+    this.last = batch;
+    this.key = key;
+    return (this.value = encode(batch));
   }
 }

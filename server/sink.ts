@@ -3,7 +3,7 @@ import type { Context } from "hono";
 
 /** A response that stays open and is written to as messages come (SSE, chunked long-poll). */
 export interface Sink {
-  write(chunk: string): void;
+  write(chunk: string | Uint8Array): void;
   end(last?: string): void;
   /** Bytes written but not yet taken by the network. */
   readonly buffered: number;
@@ -73,7 +73,7 @@ export function openSink(
   const sink: Sink = {
     write(chunk) {
       if (closed) return;
-      const bytes = encoder.encode(chunk);
+      const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
       queued += bytes.length;
       controller.enqueue(bytes);
     },

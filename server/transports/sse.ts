@@ -5,10 +5,12 @@ import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../
 import type { MessageBus } from "../bus.js";
 import { catchUp } from "../catch-up.js";
 import type { Identity } from "../identity.js";
-import type { Outgoing } from "../outgoing.js";
+import { BatchMemo, type Outgoing } from "../outgoing.js";
 import { openSink, type Sink } from "../sink.js";
 import { Subscriber } from "../subscriber.js";
 import { NO_CACHE } from "./common.js";
+
+const singles = new BatchMemo<Buffer>();
 
 /**
  * One stream; each event's id carries the epoch and every channel's position (in subscription
@@ -53,12 +55,19 @@ class SseSubscriber extends Subscriber {
   send(batch: Outgoing[], status: StatusData | null): void {
     if (this.closed) return;
     if (status?.__epoch) this.epoch = status.__epoch;
+    if (!status && batch.length && this.sent.length === 1) {
+      // One channel: every such stream's event ids agree, so the events are encoded once for all.
+      const epoch = this.epoch;
+      this.sent[0] = batch[batch.length - 1].id;
+      this.write(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => Buffer.concat(b.map((o) => o.sseSingle(epoch)))));
+      return;
+    }
     let out = status ? this.statusEvent(status) : "";
     for (const o of batch) out += this.messageEvent(o);
     this.write(out);
   }
 
-  write(out: string): void {
+  write(out: string | Buffer): void {
     this.sink.write(out);
     // A consumer that cannot keep up is cut; it resumes from its position, from the backlog.
     if (this.sink.buffered > this.maxBuffered) this.close();

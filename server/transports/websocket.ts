@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { Context } from "hono";
 import type { WebSocket } from "ws";
 import { statusMessage, type StatusData } from "../../src/envelope.js";
@@ -7,9 +8,13 @@ import { WS_CLOSE } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
 import { catchUp, tailStatus } from "../catch-up.js";
 import type { Identity } from "../identity.js";
-import type { Outgoing } from "../outgoing.js";
+import { BatchMemo, type Outgoing } from "../outgoing.js";
 import { Subscriber } from "../subscriber.js";
 import { batchJson } from "./common.js";
+import { rawSocket, textFrame } from "./ws-frame.js";
+
+const frames = new BatchMemo<Buffer>();
+const encodeFrame = (batch: readonly Outgoing[]) => textFrame(batchJson(batch, null));
 
 const HEARTBEAT = "[]";
 
@@ -20,6 +25,8 @@ const HEARTBEAT = "[]";
  */
 export class WsSubscriber extends Subscriber {
   readonly kind = "websocket";
+  /** Where prepared frames are written; null if `ws` ever stops exposing it (then `ws.send`). */
+  private readonly socket: Socket | null;
 
   constructor(
     private readonly bus: MessageBus,
@@ -29,6 +36,7 @@ export class WsSubscriber extends Subscriber {
     private readonly ctx: Context | null,
   ) {
     super(bus.hub, who);
+    this.socket = rawSocket(ws);
     this.hub.subscribers.add(this);
     ws.on("message", (data, isBinary) => this.receive(data as Buffer, isBinary));
     ws.on("close", () => this.finish());
@@ -95,7 +103,10 @@ export class WsSubscriber extends Subscriber {
 
   send(batch: Outgoing[], status: StatusData | null): void {
     if (this.closed) return;
-    this.ws.send(batchJson(batch, status));
+    if (!status && batch.length && this.socket && this.ws.readyState === 1) {
+      // Live messages: frames built once per message (or per identical batch), shared by every socket.
+      this.socket.write(batch.length === 1 ? batch[0].wsFrame : frames.get(batch, "", encodeFrame));
+    } else this.ws.send(batchJson(batch, status));
     if (this.ws.bufferedAmount > this.bus.limits.maxWsBufferedBytes) {
       // A consumer that cannot keep up is cut; it resumes from its positions, from the backlog.
       this.ws.close(WS_CLOSE.tryAgainLater, "slow consumer: reconnect and resume from the backlog");
