@@ -151,7 +151,7 @@ describe.runIf(enabled)("cometbus client in Chromium", () => {
           killed++;
         }
       }
-      await page.waitForFunction(() => (window as unknown as { bus: { transport: string } }).bus.transport === "sse", null, {
+      await page.waitForFunction(() => (window as unknown as { seen: string[] }).seen.includes("sse"), null, {
         timeout: 10_000,
         polling: 10,
       });

@@ -3,6 +3,9 @@ import { HttpError, postSubscription, readText } from "../http.js";
 import type { Message } from "../types.js";
 import { BaseTransport } from "./base.js";
 
+/** A stream that ends sooner than this after it opened counts towards a loop. */
+const QUICK_CUT_MS = 1000;
+
 /**
  * `POST …/sse` read with fetch and eventsource-parser, so the client sends its own headers and
  * resumes from exactly the positions it holds. A stream that ends after it worked is a proxy's cut
@@ -12,6 +15,8 @@ export class SseTransport extends BaseTransport {
   readonly name = "sse";
   private ac?: AbortController;
   private firstEvent?: ReturnType<typeof setTimeout>;
+  /** Streams in a row that ended soon after they opened. */
+  private quickCuts = 0;
 
   protected connect(): void {
     void this.open(++this.gen);
@@ -20,6 +25,7 @@ export class SseTransport extends BaseTransport {
   private async open(gen: number): Promise<void> {
     const ac = (this.ac = new AbortController());
     const sentEpoch = this.host.epoch;
+    const startedAt = Date.now();
     let opened = false;
     this.firstEvent = setTimeout(() => {
       if (this.current(gen)) this.give(`no first event within ${this.host.options.firstChunkTimeout} ms (buffered)`, true);
@@ -54,11 +60,15 @@ export class SseTransport extends BaseTransport {
       });
       if (!this.current(gen)) return;
       if (!opened) return this.give("stream ended before its first event");
-      // Ended without a reason: a proxy's read timeout. Resume at once from the positions held.
+      // Ended without a reason: a proxy's read timeout. Resume at once from the positions held;
+      // streams that keep ending as soon as they open are resumed ever later, never in a hot loop.
+      const o = this.host.options;
+      this.quickCuts = Date.now() - startedAt < QUICK_CUT_MS ? this.quickCuts + 1 : 0;
       this.quiet();
       this.gen++;
       this.disconnect();
-      this.connect();
+      if (this.quickCuts > 1) this.later(Math.min(o.maxPollInterval, o.minPollInterval * 2 ** Math.min(this.quickCuts, 16)));
+      else this.connect();
     } catch (e) {
       if (!this.current(gen)) return;
       this.give(e instanceof Error ? e.message : String(e), false, e instanceof HttpError ? e.retryAfter : null);

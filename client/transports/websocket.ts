@@ -10,7 +10,7 @@ type SocketClass = typeof WebSocket;
 async function socketClass(): Promise<SocketClass> {
   if (typeof WebSocket !== "undefined") return WebSocket;
   const name = "ws";
-  const mod = (await import(name)) as { WebSocket?: SocketClass; default?: SocketClass };
+  const mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ name)) as { WebSocket?: SocketClass; default?: SocketClass };
   return (mod.WebSocket ?? mod.default)!;
 }
 
