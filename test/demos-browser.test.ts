@@ -257,6 +257,7 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
       await untilAllReceived(page, 100);
       // Some live traffic, and a dropped socket, so the charts and the log have something to show.
       await page.click("#drop-ws");
+      await page.selectOption("#rate", "50");
       await page.click("#steady");
       await page.waitForFunction(() => Number(document.querySelector('[data-pane="websocket"] [data-k="received"]')?.textContent) >= 140);
       await page.click("#steady");
