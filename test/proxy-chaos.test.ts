@@ -70,7 +70,7 @@ describe("chaos proxy", () => {
     });
     afterAll(() => proxy.stop());
 
-    it("delivers every byte, in order", async () => {
+    it("delivers every byte, in order, however the chunks are timed", async () => {
       const payload = randomBytes(256 * 1024);
       const s: Socket = createConnection({ port: proxy.port, host: "127.0.0.1" });
       const got: Buffer[] = [];
@@ -83,7 +83,11 @@ describe("chaos proxy", () => {
         });
         s.on("error", reject);
       });
-      for (let i = 0; i < payload.length; i += 4096) s.write(payload.subarray(i, i + 4096));
+      // Small writes spread over time, so each is its own chunk with its own delay draw.
+      for (let i = 0; i < payload.length; i += 1024) {
+        s.write(payload.subarray(i, i + 1024));
+        if (i % 8192 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
       await done;
       s.destroy();
       expect(Buffer.concat(got).equals(payload)).toBe(true);

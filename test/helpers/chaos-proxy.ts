@@ -132,21 +132,39 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
     open.add(conn);
     if (wild) conn.arm();
 
-    /** One direction: chunks delayed but never reordered, reads stalled now and then. */
+    /**
+     * One direction: chunks delayed but never reordered (one FIFO and one timer per direction:
+     * separate timers with equal due times may fire in any order), reads stalled now and then.
+     */
     const pipe = (from: Socket, to: Socket, side: string) => {
-      let due = 0;
+      const queue: { due: number; chunk: Buffer | null }[] = [];
+      let pumping = false;
+      const pump = () => {
+        while (queue.length && queue[0].due <= Date.now()) {
+          const { chunk } = queue.shift()!;
+          if (to.destroyed) continue;
+          if (chunk) to.write(chunk);
+          else to.end();
+        }
+        pumping = queue.length > 0;
+        if (pumping) later(Math.max(1, queue[0].due - Date.now()), pump);
+      };
+      const push = (chunk: Buffer | null, delay: number) => {
+        const last = queue.length ? queue[queue.length - 1].due : 0;
+        queue.push({ due: Math.max(last, Date.now() + delay), chunk });
+        if (!pumping) {
+          pumping = true;
+          later(Math.max(0, queue[0].due - Date.now()), pump);
+        }
+      };
       from.on("data", (chunk: Buffer) => {
         stats.bytes += chunk.length;
-        if (!wild) {
+        if (!wild && !queue.length) {
           to.write(chunk);
           return;
         }
-        const now = Date.now();
-        due = Math.max(due, now + o.latencyMs + f.rand() * o.jitterMs);
-        later(due - now, () => {
-          if (!to.destroyed) to.write(chunk);
-        });
-        if (f.rand() < o.stallChance) {
+        push(chunk, wild ? o.latencyMs + f.rand() * o.jitterMs : 0);
+        if (wild && f.rand() < o.stallChance) {
           const ms = Math.round(f.between(o.stallMs));
           stats.stalls++;
           log.push(`#${n} ${side} stalls ${ms} ms`);
@@ -154,11 +172,8 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
           later(ms, () => from.resume());
         }
       });
-      from.on("end", () => {
-        // A clean end travels behind the data still in flight.
-        const wait = Math.max(0, due - Date.now());
-        later(wait, () => to.end());
-      });
+      // A clean end travels behind the data still in flight.
+      from.on("end", () => push(null, 0));
     };
     pipe(client, upstream, "request");
     pipe(upstream, client, "response");
@@ -172,7 +187,7 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
         for (const t of timers) clearTimeout(t);
         client.destroy();
         upstream.destroy();
-      }, o.latencyMs + o.jitterMs + 50);
+      }, o.latencyMs + o.jitterMs + 100);
     };
     client.on("error", gone);
     upstream.on("error", gone);
