@@ -48,7 +48,7 @@ describe.runIf(run)("three processes on one PostgreSQL", () => {
     expect(subs.map((s) => s.count())).toEqual([3000, 2100, 2100, 3000, 2100, 2100, 3000, 2100, 2100]);
     expect(subs.flatMap((s) => s.resets)).toEqual([]);
     expect(cluster.crashed()).toEqual([]);
-  });
+  }, 120_000);
 
   it("survive their connections being terminated and logins refused mid-run: publishes reject meanwhile, every acknowledged message arrives once", async () => {
     // A role of its own: refusing its logins is an outage for these processes only, not for other suites.
@@ -97,5 +97,5 @@ describe.runIf(run)("three processes on one PostgreSQL", () => {
     expect(deliveryProblems(subs, run.acks, false)).toEqual([]);
     expect(subs.flatMap((s) => s.resets)).toEqual([]);
     expect(cluster.crashed()).toEqual([]);
-  });
+  }, 120_000);
 });

@@ -69,7 +69,7 @@ describe.runIf(run)("three processes on one Redis", () => {
     expect(subs.map((s) => s.count())).toEqual([3000, 2100, 2100, 3000, 2100, 2100, 3000, 2100, 2100]);
     expect(subs.flatMap((s) => s.resets)).toEqual([]);
     expect(cluster.crashed()).toEqual([]);
-  });
+  }, 120_000);
 
   it("survive a Redis restart mid-run: publishes reject while it is down, every acknowledged message arrives once", async () => {
     const port = await freePort();
@@ -100,5 +100,5 @@ describe.runIf(run)("three processes on one Redis", () => {
     expect(deliveryProblems(subs, run.acks, false)).toEqual([]);
     expect(subs.flatMap((s) => s.resets)).toEqual([]);
     expect(cluster.crashed()).toEqual([]);
-  });
+  }, 120_000);
 });

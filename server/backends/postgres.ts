@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
+import { type Assigned, PublishBatcher } from "./postgres-batch.js";
 import { schemaSql } from "./postgres-schema.js";
 import { BackendUnavailableError, reading, throttledReporter } from "./shared-errors.js";
 import { type FeedPage, GlobalFeed } from "./shared-feed.js";
@@ -48,6 +49,7 @@ export class PostgresBackend implements Backend {
   private listener?: pg.Client;
   private feed?: GlobalFeed;
   private readonly pageSize: number;
+  private readonly batcher = new PublishBatcher((batch) => this.publishBatch(batch));
   private readonly report: (e: unknown) => void;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
@@ -95,24 +97,32 @@ export class PostgresBackend implements Backend {
   }
 
   async append(req: AppendRequest): Promise<StoredMessage> {
-    let row: { out_epoch: string; out_global_id: string; out_message_id: string };
+    let a: Assigned;
     try {
-      const r = await this.pool.query(`SELECT * FROM ${this.S}.publish($1, $2, $3, $4, $5, $6, $7, $8)`, [
-        req.channel,
-        encodeMeta(req),
-        req.dataJson,
-        req.maxBacklogSize,
-        req.maxBacklogAge,
-        req.maxGlobalBacklogSize,
-        this.notifyChannel,
-        this.lockKey,
-      ]);
-      row = r.rows[0];
+      a = await this.batcher.add(req);
     } catch (e) {
       throw new BackendUnavailableError("PostgreSQL", e);
     }
-    if (this.feed && row.out_epoch !== this.feed.epoch) this.feed.poke();
-    return publishedMessage(req, Number(row.out_global_id), Number(row.out_message_id));
+    if (this.feed && a.epoch !== this.feed.epoch) this.feed.poke();
+    return publishedMessage(req, a.globalId, a.messageId);
+  }
+
+  private async publishBatch(batch: AppendRequest[]): Promise<Assigned[]> {
+    const r = await this.pool.query<{ out_epoch: string; out_global_id: string; out_message_id: string }>(
+      `SELECT * FROM ${this.S}.publish_batch($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        batch.map((q) => q.channel),
+        batch.map(encodeMeta),
+        batch.map((q) => q.dataJson),
+        batch.map((q) => q.maxBacklogSize),
+        batch.map((q) => q.maxBacklogAge),
+        // The global backlog is one: the largest size asked for in the batch wins.
+        Math.max(...batch.map((q) => q.maxGlobalBacklogSize)),
+        this.notifyChannel,
+        this.lockKey,
+      ],
+    );
+    return r.rows.map((row) => ({ epoch: row.out_epoch, globalId: Number(row.out_global_id), messageId: Number(row.out_message_id) }));
   }
 
   backlog(channel: string, afterId: number): Promise<StoredMessage[]> {

@@ -12,6 +12,7 @@ import WebSocket from "ws";
 import type { Message } from "../../src/envelope.js";
 
 const CLI = fileURLToPath(new URL("../../dist/server/cli.js", import.meta.url));
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface ServerProcess {
   url: string;
@@ -23,6 +24,8 @@ export interface ServerProcess {
 }
 
 export async function spawnServer(backend: string, token: string): Promise<ServerProcess> {
+  // A build running next to the tests (rm -rf dist, then tsc) makes dist/ vanish for a few seconds.
+  for (let i = 0; i < 60 && !existsSync(CLI); i++) await pause(500);
   if (!existsSync(CLI)) throw new Error("dist/server/cli.js is missing: run npm run build (npm test does)");
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--backend", backend, "--publish-token", token], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -117,8 +120,6 @@ export abstract class RawSubscriber {
   abstract start(): Promise<void>;
   abstract stop(): void;
 }
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** WebSocket: subscribe frame with positions; reconnects with its positions if the socket closes. */
 export class WsSubscriber extends RawSubscriber {
