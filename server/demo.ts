@@ -59,9 +59,13 @@ export function demoApp(bus: MessageBus): Hono {
     }
     try {
       let last = { globalId: 0, messageId: 0 };
-      // A burst is published in order, one after another, so every pane sees the same sequence.
+      const start = performance.now();
+      // A burst is published in order, one after another, so every pane sees the same sequence. Each
+      // copy says how long after the request it was published (`after`, ms), so a page can time the
+      // transport rather than the burst.
       for (let i = 0; i < (count as number); i++) {
-        const data = count === 1 ? body.data : { ...(body.data as object), i };
+        const after = Math.round((performance.now() - start) * 100) / 100;
+        const data = count === 1 ? body.data : { ...(body.data as object), i, after };
         last = await bus.publish(String(body.channel), data, { userIds: body.user_ids as never });
       }
       return c.json({ global_id: last.globalId, message_id: last.messageId });

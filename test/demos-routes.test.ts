@@ -28,11 +28,15 @@ describe("demo routes", () => {
     expect([one.status, await one.json()]).toEqual([200, { global_id: 1, message_id: 1 }]);
     const burst = await post("/demo/publish", { channel: "/r/burst", data: { uid: "x" }, count: 3 });
     expect([burst.status, await burst.json()]).toEqual([200, { global_id: 4, message_id: 3 }]);
-    expect((await bus.backlog("/r/burst")).map((m) => m.data)).toEqual([
+    const copies = (await bus.backlog("/r/burst")).map((m) => m.data as { uid: string; i: number; after: number });
+    expect(copies.map(({ uid, i }) => ({ uid, i }))).toEqual([
       { uid: "x", i: 0 },
       { uid: "x", i: 1 },
       { uid: "x", i: 2 },
     ]);
+    expect(copies[0].after).toBe(0);
+    // Published one after another: each copy no earlier than the one before.
+    expect(copies.every((c, k) => typeof c.after === "number" && (k === 0 || c.after >= copies[k - 1].after))).toBe(true);
     const last = await fetch(`${server.url}/demo/last-id?channel=${encodeURIComponent("/r/burst")}`);
     expect(await last.json()).toEqual({ last_id: 3, epoch: bus.backend.epoch });
   });

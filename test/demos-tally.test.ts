@@ -19,6 +19,13 @@ describe("the comparison page's tally", () => {
     expect(t.percentiles([50, 99])).toEqual([4, 10]);
   });
 
+  it("times a burst's copy from when it was published, not from when the burst was asked for", () => {
+    const t = new Tally(0);
+    t.add({ uid: "b", sentAt: 1000, i: 0, after: 0 }, 1, 1003);
+    t.add({ uid: "b", sentAt: 1000, i: 1, after: 40.5 }, 2, 1044);
+    expect(t.latencies).toEqual([3, 3.5]);
+  });
+
   it("counts every id in a hole as lost", () => {
     const t = new Tally(0);
     t.add(msg("a"), 1, 0);

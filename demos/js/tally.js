@@ -42,7 +42,9 @@ export class Tally {
     if (key !== null) this.seen.add(key);
     this.received++;
     if (data && typeof data.sentAt === "number") {
-      this.latencies.push(Math.max(0, receivedAt - data.sentAt));
+      // A burst's copies are published one after another; `after` is how long after the request each was.
+      const publishedAt = data.sentAt + (typeof data.after === "number" ? data.after : 0);
+      this.latencies.push(Math.max(0, receivedAt - publishedAt));
       if (this.latencies.length > KEEP) this.latencies.splice(0, this.latencies.length - KEEP);
     }
     return verdict;
