@@ -134,7 +134,7 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     return context.newPage();
   }
 
-  it("comparison page: every pane gets every burst once, across dropped sockets, cut streams and a reset", async () => {
+  it("comparison page: every pane gets every burst once, across dropped sockets, cut streams, cut long-polls and a reset", async () => {
     const page = await newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -167,7 +167,7 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     // Drop both WebSockets (the forced pane's and the negotiating pane's) and publish while they are down.
     await page.click("#drop-ws");
     await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("Dropped"));
-    expect(await lastLog(page)).toBe("Dropped 2 WebSocket connections without a close frame");
+    expect(await lastLog(page)).toBe("Dropped 2 WebSocket connections without a close frame: watch them reconnect and catch up");
     await page.click("#publish-burst");
     await untilAllReceived(page, 200);
     const afterDrop = await readPanes(page);
@@ -178,10 +178,17 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     // Cut the open streams (the SSE pane's and the long-poll pane's chunked response) mid-response.
     await page.click("#cut-streams");
     await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("Cut "));
-    expect(await lastLog(page)).toMatch(/^Cut [1-9]\d* streams? \(SSE and chunked long-poll\) mid-response$/);
+    expect(await lastLog(page)).toMatch(/^Cut [1-9]\d* streams? \(SSE, chunked long-poll\) mid-response: they resume from their positions$/);
     await page.click("#publish-burst");
     await untilAllReceived(page, 300);
     expectAllClean(await readPanes(page), 300);
+
+    // The long-poll pane's held request, cut too (a plain or chunked long-poll, whichever is held).
+    await page.click("#drop-polls");
+    await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("held long-poll"));
+    await page.click("#publish-burst");
+    await untilAllReceived(page, 400);
+    expectAllClean(await readPanes(page), 400);
 
     // A new epoch: ids restart at 1, every pane is told and keeps counting without a false loss.
     await page.click("#reset-epoch");
@@ -189,8 +196,8 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
       timeout: 20_000,
     });
     await page.click("#publish-burst");
-    await untilAllReceived(page, 400);
-    expectAllClean(await readPanes(page), 400);
+    await untilAllReceived(page, 500);
+    expectAllClean(await readPanes(page), 500);
     expect(await page.locator('.pane [data-k="resets"]').allTextContents()).toEqual(Array(5).fill("1 epoch reset"));
     expect(await bus.lastId("/demo/compare")).toBe(100);
     expect(errors).toEqual([]);
@@ -203,6 +210,8 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     contexts.push(shared);
     const bob = await shared.newPage();
     const carol = await shared.newPage();
+    const errors: string[] = [];
+    for (const page of [alice, bob, carol]) page.on("pageerror", (e) => errors.push(e.message));
 
     for (const [page, name] of [
       [alice, "alice"],
@@ -239,6 +248,7 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     // The private line is in the backlog, stored for bob and alice only.
     const stored = await bus.backlog("/chat/room");
     expect(stored.map((m) => (m.data as { text: string }).text)).toEqual(["hello all", "psst bob", "bye all"]);
+    expect(errors).toEqual([]);
   });
 
   for (const [device, viewport] of Object.entries(VIEWPORTS)) {

@@ -198,6 +198,10 @@ function join(name) {
   $("text").focus();
 }
 
+if (typeof window.MessageBus !== "function") {
+  $("join").replaceChildren("The browser client is missing: run `npm run build`, then reload.");
+}
+
 $("join").addEventListener("submit", (e) => {
   e.preventDefault();
   const name = cleanName($("name").value);

@@ -113,19 +113,19 @@ function wireControls() {
 
   button("drop-ws", async () => {
     const n = await drop("websocket");
-    log(`Dropped ${n} WebSocket connection${n === 1 ? "" : "s"} without a close frame`);
+    log(`Dropped ${n} WebSocket connection${n === 1 ? "" : "s"} without a close frame: watch them reconnect and catch up`);
   });
   button("cut-streams", async () => {
     const n = await drop("streams");
-    log(`Cut ${n} stream${n === 1 ? "" : "s"} (SSE and chunked long-poll) mid-response`);
+    log(`Cut ${n} stream${n === 1 ? "" : "s"} (SSE, chunked long-poll) mid-response: they resume from their positions`);
   });
   button("drop-polls", async () => {
     const n = await drop("polls");
-    log(`Cut ${n} held long-poll${n === 1 ? "" : "s"}`);
+    log(`Cut ${n} held long-poll${n === 1 ? "" : "s"}: the next poll asks from where the last one stopped`);
   });
   button("reset-epoch", async () => {
     const { epoch } = await resetEpoch();
-    log(`Reset the backlog: new epoch ${epoch}, ids start again at 1`);
+    log(`Reset the backlog: new epoch ${epoch}, ids start again at 1 and every client is told`);
   });
 }
 
