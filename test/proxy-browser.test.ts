@@ -72,6 +72,22 @@ function serverSide(server: PageServer): string {
   return kinds.join("+") || "none";
 }
 
+/** Where deliveries skipped or repeated ids, with what carried the neighbours (for the failure message). */
+function describeGaps(rec: PageRecord): string {
+  const out: string[] = [];
+  for (const ch of CHANNELS) {
+    const got = rec.received.filter((r) => r.ch === ch);
+    for (let k = 1; k < got.length; k++) {
+      if (got[k].m !== got[k - 1].m + 1) {
+        const a = got[k - 1];
+        const b = got[k];
+        out.push(`${ch}: ${a.m} (${a.via} @${a.at - rec.origin}) → ${b.m} (${b.via} @${b.at - rec.origin})`);
+      }
+    }
+  }
+  return out.join("; ");
+}
+
 interface Outcome {
   row: Row;
   rec: PageRecord;
@@ -148,6 +164,7 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
       const slowest = [...r.rec.received].sort((a, b) => b.at - b.data.t - (a.at - a.data.t)).slice(0, 3);
       const slow = slowest.map((x) => `#${x.data.i} ${x.at - x.data.t} ms`).join(", ");
       console.log(`${r.row.config}: transports ${path || "(none)"}; slowest ${slow}`);
+      if (r.row.d.lost || r.row.d.duplicates || r.row.d.reordered) console.log(`${r.row.config}: ${describeGaps(r.rec)}`);
     }
 
     for (const r of runs) {
