@@ -4,6 +4,7 @@ import type { Subscription } from "../../src/subscription.js";
 import { encodeChunk } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
 import { catchUp, tailStatus } from "../catch-up.js";
+import { onClientGone } from "../client-gone.js";
 import type { Identity } from "../identity.js";
 import type { Outgoing } from "../outgoing.js";
 import { openSink, type Sink } from "../sink.js";
@@ -29,11 +30,10 @@ abstract class HeldPoll extends Subscriber {
     super(bus.hub, who);
   }
 
-  hold(ms: number, signal: AbortSignal): void {
+  hold(ms: number, c: Context): void {
     // The client may have gone while the backlog was read: then there is nothing to hold.
-    if (signal.aborted) return this.finish();
+    if (onClientGone(c, () => this.finish())) return this.finish();
     this.timer = setTimeout(() => this.close(), ms);
-    signal.addEventListener("abort", () => this.finish(), { once: true });
   }
 
   finish(): void {
@@ -111,7 +111,6 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
   if (poll.closed) return json("[]"); // replaced or aborted while reading the backlog
   poll.settle(cu.positions);
   const status = tailStatus(cu);
-  const signal = c.req.raw.signal;
 
   if (poll instanceof LongPoll) {
     if (cu.messages.length || status) {
@@ -119,7 +118,7 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
       return json(batchJson(cu.messages, status));
     }
     const answer = new Promise<Response>((resolve) => (poll.answer = resolve));
-    poll.hold(bus.options.longPollTimeout, signal);
+    poll.hold(bus.options.longPollTimeout, c);
     poll.endLoading();
     return answer;
   }
@@ -132,7 +131,7 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
   );
   chunkedPoll.sink = sink;
   sink.write(encodeChunk(cu.messages.length || status ? batchJson(cu.messages, status) : "[]"));
-  chunkedPoll.hold(bus.options.longPollTimeout, signal);
+  chunkedPoll.hold(bus.options.longPollTimeout, c);
   chunkedPoll.endLoading();
   return response;
 }
