@@ -172,7 +172,7 @@ function join(name) {
   // windows of one browser can be two different people.
   const id = bus.clientId ?? clientId;
   document.cookie = `demo_user=${encodeURIComponent(me)}; path=/message-bus/${id}/; SameSite=Strict`;
-  bus.onTransport?.((t) => ($("transport").textContent = `via ${t}`));
+  bus.onTransport((t) => ($("transport").textContent = `via ${t}`));
   bus.subscribe(ROOM, (m) => m && m.type === "say" && showMessage(m), HISTORY);
   bus.subscribe(PRESENCE, onPresence, PRESENCE_REPLAY);
   bus.start();

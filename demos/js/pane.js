@@ -8,7 +8,7 @@ import { Tally } from "./tally.js";
 export class Pane {
   /**
    * spec: { id, name, note, options } — options go to `new MessageBus` (transports etc.).
-   * ctx: { channel, startId, template, container, log }
+   * ctx: { channel, startId, template, container, log, onRender }
    */
   constructor(spec, ctx) {
     this.spec = spec;
@@ -29,13 +29,13 @@ export class Pane {
     const { channel, startId, log } = this.ctx;
     const bus = new window.MessageBus({ baseUrl: "/", ...this.spec.options });
     this.bus = bus;
-    bus.onTransport?.((name) => {
+    bus.onTransport((name) => {
       this.transport = name;
       this.el.dataset.live = "true";
       if (this.spec.negotiates) log(`${this.spec.name} pane is now on ${name}`);
       this.schedule();
     });
-    bus.onReset?.((ch) => {
+    bus.onReset((ch) => {
       if (ch !== channel) return;
       this.tally.reset();
       log(`${this.spec.name} pane: the backlog restarted (new epoch), counting from id 1`);
