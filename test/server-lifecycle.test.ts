@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
 import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
@@ -187,5 +188,45 @@ describe("shutdown and slow consumers", () => {
     } finally {
       ws.close();
     }
+  });
+});
+
+describe("a slow SSE consumer", () => {
+  it("is cut once its unsent buffer passes the limit, and its last event id resumes exactly", async () => {
+    server = await startServer({ limits: { maxWsBufferedBytes: 256 * 1024 } });
+    const bus = server.bus;
+    const sock = connect(server.port, "127.0.0.1");
+    let raw = "";
+    sock.setEncoding("utf8");
+    sock.on("data", (d) => (raw += d));
+    sock.write(`GET /message-bus/slow-sse/sse?%2Fbig=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+    await waitFor(() => subscribers().sse === 1 && raw.includes("retry: 1000"), "stream open");
+    sock.pause();
+    const chunk = "s".repeat(60 * 1024);
+    for (let i = 0; i < 300 && subscribers().sse > 0; i++) {
+      await bus.publish("/big", chunk);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(subscribers().sse).toBe(0);
+    sock.resume();
+    // The stream was ended, not dropped: the chunked body's terminator arrives.
+    await waitFor(() => raw.endsWith("\r\n0\r\n\r\n"), "the end of the stream");
+    sock.destroy();
+    // Chunked transfer framing aside, every event that arrived is whole and in order.
+    const ids = [...raw.matchAll(/id: (\w+):(\d+)\ndata: \{"global_id":\d+,"message_id":(\d+)/g)].map((m) => Number(m[3]));
+    expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => i + 1));
+    const last = ids.length ? ids[ids.length - 1] : 0;
+    // What was written before the cut is delivered; what comes after waits in the backlog.
+    for (let i = 0; i < 3; i++) await bus.publish("/big", "after the cut");
+    const published = await bus.lastId("/big");
+    expect(last).toBe(published - 3);
+    const events: SseEvent[] = [];
+    const epoch = bus.backend.epoch;
+    await sse(`${server.base}/slow-sse/sse?/big=0`, (e) => (events.push(e), events.length >= 1 + published - last), {
+      headers: { "Last-Event-ID": `${epoch}:${last}` },
+    });
+    expect(events.slice(1).map((e) => (JSON.parse(e.data) as Message).message_id)).toEqual(
+      Array.from({ length: published - last }, (_, i) => last + i + 1),
+    );
   });
 });
