@@ -118,3 +118,64 @@ describe("Node client, default negotiation", () => {
     expect(new DefaultBus({ clientId: "other" })).toBeInstanceOf(DefaultBus);
   });
 });
+
+describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Node client over %s: the subscription changes", (transport) => {
+  it("server reset (new epoch): onReset for every channel, then the new epoch's messages from id 1", async () => {
+    server = await startServer({ longPollTimeout: 2000 });
+    const s = server;
+    await publishRound(s, 0, 5);
+    const bus = new MessageBus({ baseUrl: s.url + "/", transports: [transport], callbackInterval: 50 });
+    buses.push(bus);
+    const resets: string[] = [];
+    bus.onReset((ch) => resets.push(ch));
+    const got = follow(bus, CHANNELS, 0);
+    await until(() => CHANNELS.every((ch) => got[ch].length === 5), () => JSON.stringify(bus.stats));
+    const before = bus.epoch;
+    await s.bus.reset();
+    for (const ch of CHANNELS) got[ch] = [];
+    await publishRound(s, 0, 4);
+    await until(() => CHANNELS.every((ch) => got[ch].length >= 4), () => JSON.stringify(got));
+    await new Promise((r) => setTimeout(r, 150));
+    expectExact(got, 4);
+    expect(resets.sort()).toEqual([...CHANNELS].sort());
+    expect(bus.epoch).not.toBe(before);
+    expect(bus.epoch).toBe(s.bus.backend.epoch);
+  });
+
+  it("channels added, one callback removed, and pause/resume, on a live connection", async () => {
+    server = await startServer({ longPollTimeout: 2000 });
+    const s = server;
+    const bus = new MessageBus({ baseUrl: s.url + "/", transports: [transport], callbackInterval: 50 });
+    buses.push(bus);
+    const a1: number[] = [];
+    const a2: number[] = [];
+    const b: number[] = [];
+    const fn1 = (_d: unknown, _g: number, id: number) => a1.push(id);
+    bus.subscribe("/live/a", fn1, 0);
+    bus.subscribe("/live/a", (_d, _g, id) => a2.push(id), 0);
+    await until(() => bus.transport === transport && bus.subscription()["/live/a"] === 0, () => String(bus.transport));
+    await s.bus.publish("/live/a", 1);
+    await until(() => a1.length === 1 && a2.length === 1, () => `${a1} ${a2}`);
+    // Published before the subscription: lastId 0 brings it from the backlog.
+    await s.bus.publish("/live/b", "early");
+    bus.subscribe("/live/b", (_d, _g, id) => b.push(id), 0);
+    expect(bus.unsubscribe("/live/a", fn1)).toBe(true);
+    await s.bus.publish("/live/a", 2);
+    await s.bus.publish("/live/b", "late");
+    await until(() => a2.length === 2 && b.length === 2, () => `${a2} ${b}`);
+    expect(bus.channels()).toEqual(["/live/a", "/live/b"]);
+
+    bus.pause();
+    expect(bus.status()).toBe("paused");
+    for (let i = 0; i < 3; i++) await s.bus.publish("/live/b", i);
+    // Positions move on while paused (nothing is asked for twice); callbacks wait.
+    await until(() => bus.subscription()["/live/b"] === 5, () => JSON.stringify(bus.subscription()));
+    expect(b).toEqual([1, 2]);
+    bus.resume();
+    expect(b).toEqual([1, 2, 3, 4, 5]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a1).toEqual([1]);
+    expect(a2).toEqual([1, 2]);
+    expect(b).toEqual([1, 2, 3, 4, 5]);
+  });
+});
