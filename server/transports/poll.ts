@@ -1,4 +1,6 @@
+import type { ServerResponse } from "node:http";
 import type { Context } from "hono";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { StatusData } from "../../src/envelope.js";
 import type { Subscription } from "../../src/subscription.js";
 import { encodeChunk } from "../../src/wire.js";
@@ -48,18 +50,18 @@ abstract class HeldPoll extends Subscriber {
 class LongPoll extends HeldPoll {
   readonly kind = "long-poll";
   /** Set once the backlog is read; closed before that (replaced, shut down), handlePoll answers `[]`. */
-  answer?: (r: Response) => void;
+  answer?: (body: string) => void;
 
   send(batch: Outgoing[], status: StatusData | null): void {
     if (this.closed) return;
     this.finish();
-    this.answer?.(json(batchJson(batch, status)));
+    this.answer?.(batchJson(batch, status));
   }
 
   close(): void {
     if (this.closed) return;
     this.finish();
-    this.answer?.(json("[]"));
+    this.answer?.("[]");
   }
 }
 
@@ -117,7 +119,20 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
       poll.finish();
       return json(batchJson(cu.messages, status));
     }
-    const answer = new Promise<Response>((resolve) => (poll.answer = resolve));
+    const out = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (out && typeof out.writeHead === "function") {
+      // On Node the held poll keeps just the ServerResponse: Hono's context, request and promise
+      // chain are let go now (memory per idle long-poll), and the answer is one direct write.
+      poll.answer = (body) => {
+        if (out.destroyed) return;
+        out.writeHead(200, { ...jsonHeaders, "Content-Length": Buffer.byteLength(body) });
+        out.end(body);
+      };
+      poll.hold(bus.options.longPollTimeout, c);
+      poll.endLoading();
+      return RESPONSE_ALREADY_SENT;
+    }
+    const answer = new Promise<Response>((resolve) => (poll.answer = (body) => resolve(json(body))));
     poll.hold(bus.options.longPollTimeout, c);
     poll.endLoading();
     return answer;
