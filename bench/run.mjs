@@ -5,6 +5,8 @@
 //   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")
 //   --workers N        generator processes (default 1)
 //   --repeat N         run every cell N times (default 1)
+//   --profile          servers run under node --cpu-prof; profiles land in bench/results/profiles/
+//                      (read one with `node bench/lib/profile-top.mjs FILE`)
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     targets: { type: "string" },
     workers: { type: "string", default: "1" },
     repeat: { type: "string", default: "1" },
+    profile: { type: "boolean", default: false },
   },
 });
 const root = new URL("..", import.meta.url).pathname;
@@ -30,12 +33,18 @@ execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconf
   stdio: "inherit",
 });
 
+if (values.profile) {
+  process.env.BENCH_PROFILE_DIR = new URL("./results/profiles/", import.meta.url).pathname;
+  mkdirSync(process.env.BENCH_PROFILE_DIR, { recursive: true });
+}
+
 const only = values.only?.split(",");
 const filters = values.targets?.split(",");
 const opts = { quick: values.quick, workers: Number(values.workers) };
 const results = {
   date: new Date().toISOString(),
   quick: values.quick,
+  loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() },
   scenarios: {},
 };
@@ -53,7 +62,7 @@ for (const sc of SCENARIOS) {
       } catch (e) {
         cell = { error: String(e?.stack ?? e) };
       }
-      rows.cells.push({ target: targetName, ...cell });
+      rows.cells.push({ target: targetName, ...cell, load1: Math.round(os.loadavg()[0] * 100) / 100 });
       process.stdout.write(sc.summary(cell) + "\n");
     }
   }

@@ -45,7 +45,9 @@ export async function startServer(kind, env = {}) {
     ({ cmd, args, dir } = nchanCommand(port));
   } else {
     cmd = process.execPath;
-    args = ["--expose-gc", new URL(`../servers/${kind}.mjs`, import.meta.url).pathname];
+    // --profile: node --cpu-prof for the server under test; stop() then exits it cleanly to write it.
+    const prof = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+    args = ["--expose-gc", ...prof, new URL(`../servers/${kind}.mjs`, import.meta.url).pathname];
   }
   const child = spawnRaised(cmd, args, ["ignore", "pipe", "inherit", ...(kind === "nchan" ? [] : ["ipc"])], env);
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -76,6 +78,10 @@ export async function startServer(kind, env = {}) {
       });
     },
     async stop() {
+      if (process.env.BENCH_PROFILE_DIR && kind !== "nchan") {
+        child.kill("SIGINT");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      }
       // nginx's worker outlives a killed master: kill the whole tree.
       for (const p of tree(child.pid).reverse()) {
         try {
