@@ -55,6 +55,10 @@ class FakeBus {
   /** Every request by kind, with the subscription it carried. */
   readonly requests: { kind: Kind; body: Body }[] = [];
   holdMs = 400;
+  /** When set, streams and sockets send a heartbeat this often (ms), as the server does. */
+  heartbeatMs = 0;
+  /** Connections of these kinds go quiet: no messages, no heartbeats (a half-open connection). */
+  readonly muted = new Set<Kind>();
 
   constructor(readonly origin: string) {}
 
@@ -114,6 +118,16 @@ class FakeBus {
     batch.sort((a, b) => a.global_id - b.global_id);
     if (tell) batch.push({ global_id: -1, message_id: -1, channel: "/__status", data: status });
     return batch;
+  }
+
+  /** Calls `fn` every heartbeatMs until the test ends (nothing when heartbeats are off). */
+  every(fn: () => void): void {
+    if (!this.heartbeatMs) return;
+    const tick = () => {
+      fn();
+      this.later(this.heartbeatMs, tick);
+    };
+    this.later(this.heartbeatMs, tick);
   }
 
   later(ms: number, fn: () => void): void {
@@ -231,7 +245,12 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
         if (status) Object.assign(head, status.data as object);
         push("retry: 1000\n: fake\n\n" + sseEvent("x", JSON.stringify({ global_id: -1, message_id: -1, channel: "/__status", data: head })));
         for (const m of batch) if (m.channel !== "/__status") push(sseEvent("x", JSON.stringify(m)));
-        fake.follow(body, (m) => push(sseEvent("x", JSON.stringify(m))));
+        fake.follow(body, (m) => {
+          if (!fake.muted.has("sse")) push(sseEvent("x", JSON.stringify(m)));
+        });
+        fake.every(() => {
+          if (!fake.muted.has("sse")) push(": hb\n\n");
+        });
       }),
       { headers: { "content-type": "text/event-stream; charset=utf-8" } },
     );
@@ -275,13 +294,21 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
         if (wsMode === "replay") client.send(answer);
         stops.push(
           fake.follow(frame.subscribe, (m) => {
+            if (fake.muted.has("websocket")) return;
             client.send(JSON.stringify([m]));
             // A replaying server sends every live message twice, the second time with its predecessor.
             if (wsMode === "replay" && m.message_id > 1) client.send(JSON.stringify(fake.answer({ [m.channel]: m.message_id - 2 })));
           }),
         );
       });
-      client.addEventListener("close", () => stops.forEach((s) => s()));
+      let open = true;
+      fake.every(() => {
+        if (open && !fake.muted.has("websocket")) client.send("[]");
+      });
+      client.addEventListener("close", () => {
+        open = false;
+        stops.forEach((s) => s());
+      });
     }),
   ];
 }
@@ -489,6 +516,39 @@ describe("error bursts", () => {
     // The third request waited the second the server asked for (less a little clock granularity);
     // without Retry-After it would have come after callbackInterval (30 ms).
     expect(asked[2] - asked[1]).toBeGreaterThanOrEqual(950);
+  });
+});
+
+describe("silence for two heartbeats means dead", () => {
+  it("a WebSocket that goes quiet mid-stream (no messages, no heartbeats) gives way to SSE, nothing lost", async () => {
+    const fake = await setup();
+    fake.heartbeatMs = 100;
+    await publish(fake, 0, 10);
+    const f = start(fake, { heartbeatInterval: 250 });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await until(() => CHANNELS.every((ch) => f.got[ch].length === 10), () => JSON.stringify(f.got));
+    fake.muted.add("websocket");
+    await publish(fake, 10, 20);
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "websocket", "sse"]);
+    expect(fake.count("websocket")).toBe(1);
+  });
+
+  it("an SSE stream that goes quiet gives way to long-poll; heartbeats alone keep a stream alive", async () => {
+    const fake = await setup();
+    fake.heartbeatMs = 100;
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["sse", "long-poll"], heartbeatInterval: 250 });
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    // Four heartbeat periods with heartbeats only: still alive, still SSE, one stream.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect([f.bus.transport, fake.count("sse")]).toEqual(["sse", 1]);
+    fake.muted.add("sse");
+    await publish(fake, 10, 20);
+    await until(() => f.bus.transport === "long-poll", () => String(f.bus.transport));
+    await expectExact(f, 30);
+    expect(f.seen).toEqual(["long-poll", "sse", "long-poll"]);
   });
 });
 
