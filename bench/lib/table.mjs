@@ -24,6 +24,7 @@ const COLUMNS = {
     ["connections", "connections"],
     ["connect s", "connectS"],
     ["RSS/conn KB", "rssPerConnKB"],
+    ["settled RSS/conn KB", "rssSettledPerConnKB"],
     ["heap/conn KB", "heapPerConnKB"],
     ["RSS MB", "rssMB"],
     ["peak RSS MB", "peakRssMB"],

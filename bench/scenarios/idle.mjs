@@ -26,11 +26,16 @@ export async function idle({ targetName, connections, workers }) {
     if (!sub.ok) return { error: `only ${sub.confirmed}/${connections} connected (${sub.errors} errors)` };
     await sleep(2000);
     const after = await memory(server);
+    // The connect storm's garbage leaves the heap large for a while; V8 hands pages back after some
+    // seconds of quiet. Both figures are kept: right after connecting, and settled.
+    await sleep(6000);
+    const settled = await memory(server);
     return {
       connections,
       connectS: round(sub.connectMs / 1000),
       rssPerConnKB: round((after.rss - before.rss) / connections / KB),
-      heapPerConnKB: after.heap === null ? null : round((after.heap - before.heap) / connections / KB),
+      rssSettledPerConnKB: round((settled.rss - before.rss) / connections / KB),
+      heapPerConnKB: settled.heap === null ? null : round((settled.heap - before.heap) / connections / KB),
       rssMB: round(after.rss / 2 ** 20),
       peakRssMB: round(peakRss(server.pids()) / 2 ** 20),
       clientErrors: gen.sum("errors"),

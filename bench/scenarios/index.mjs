@@ -41,10 +41,10 @@ export const SCENARIOS = [
 
   {
     name: "idle-10k",
-    describe: ({ quick }) => `${quick ? "2,000" : "10,000"} idle connections per transport (RSS and heap per connection after a GC)`,
+    describe: ({ quick }) => `${quick ? "2,000" : "10,000"} idle connections per transport (RSS per connection 2 s after the last connected, and settled 6 s later; heap after a GC)`,
     targets: idleTargets,
     run: (t, { quick, workers }) => idle({ targetName: t, connections: quick ? 2000 : 10_000, workers }),
-    summary: (c) => (c.error ? `ERROR ${c.error.split("\n")[0]}` : `${c.connectS} s to connect, ${c.rssPerConnKB} KB RSS/conn, ${c.heapPerConnKB} KB heap/conn`),
+    summary: (c) => (c.error ? `ERROR ${c.error.split("\n")[0]}` : `${c.connectS} s to connect, ${c.rssPerConnKB} KB RSS/conn (settled ${c.rssSettledPerConnKB}), ${c.heapPerConnKB} KB heap/conn`),
   },
   {
     name: "poll-rps",
