@@ -11,8 +11,9 @@ const BURST = 100;
 // A forced pane has nowhere to fall back to, so after a broken connection it tries again within
 // a second: retryTransportInterval (default 10 s) suits a negotiating client that falls back
 // meanwhile, and callbackInterval (message_bus's 15 s) is also the pause after an HTTP error and
-// the polling pane's period.
-const FORCED = { retryTransportInterval: 1000, callbackInterval: 1000 };
+// the polling pane's period. alwaysLongPoll keeps it on its transport while the tab is hidden
+// (by default a hidden tab drops to slow polling, as the negotiating pane shows).
+const FORCED = { retryTransportInterval: 1000, callbackInterval: 1000, alwaysLongPoll: true };
 const PANES = [
   { id: "websocket", name: "WebSocket", note: "one socket, frames pushed", options: { ...FORCED, transports: ["websocket"] } },
   { id: "sse", name: "SSE", note: "one long event stream", options: { ...FORCED, transports: ["sse"] } },
