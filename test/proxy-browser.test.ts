@@ -188,7 +188,8 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
     for (const { label } of RUN) {
       const r = byConfig.get(label)!;
       expect(r.row.d.firstMs, `${label}: first message`).not.toBeNull();
-      expect(r.row.d.firstMs!, `${label}: first message within ${BOUND_MS} ms of page load`).toBeLessThan(BOUND_MS);
+      // From the moment the loaded page starts the bus: fetching the page itself under a loaded CI is not the client's doing.
+      expect(r.row.d.firstMs!, `${label}: first message within ${BOUND_MS} ms of the page starting the bus`).toBeLessThan(BOUND_MS);
       // Same bound for every later message: a client stuck behind a buffer or a backoff misses it by seconds.
       expect(r.row.d.maxMs!, `${label}: every message within ${BOUND_MS} ms of its publish`).toBeLessThan(BOUND_MS);
     }
