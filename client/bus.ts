@@ -156,6 +156,13 @@ export class MessageBus implements Host, ClientOptions {
     return () => (this.resetListeners = this.resetListeners.filter((f) => f !== fn));
   }
 
+  /** message-bus-client's console summary, with the transport and counters. */
+  diagnostics(): void {
+    console.log(`cometbus: ${this.status()} on ${this.current ?? "nothing"}, epoch "${this.epoch}"`);
+    console.log("positions", this.subscription());
+    console.log("stats", { ...this.stats });
+  }
+
   // ---- Host: what the transports use --------------------------------------------------------------
 
   url(what: "poll" | "sse" | "ws"): string {

@@ -3,6 +3,7 @@ import { recall, remember } from "./remember.js";
 import type { Host, Transport, TransportEvents, TransportName } from "./types.js";
 
 const HTTP: TransportName[] = ["long-poll", "poll"];
+const KNOWN: TransportName[] = ["websocket", "sse", ...HTTP];
 
 export type TransportFactory = (name: TransportName, events: TransportEvents) => Transport;
 
@@ -34,7 +35,9 @@ export class Negotiator implements TransportEvents {
   /** The preference order, as configured, without what the settings rule out. */
   private order(): TransportName[] {
     const o = this.host.options;
-    const list = o.transports.filter((n, i) => o.transports.indexOf(n) === i && (o.enableLongPolling || n !== "long-poll"));
+    const list = o.transports.filter(
+      (n, i) => KNOWN.includes(n) && o.transports.indexOf(n) === i && (o.enableLongPolling || n !== "long-poll"),
+    );
     return list.length ? list : ["poll"];
   }
 
@@ -112,6 +115,9 @@ export class Negotiator implements TransportEvents {
   private consider(): void {
     clearTimeout(this.timer);
     if (this.probe || !this.active || this.backgroundMode) return;
+    // Two connections both asking for "new only" (-1) could disagree on where "now" is; the active
+    // one settles every such position first (its answer names them), then probing is safe.
+    if (Object.values(this.host.subscription()).includes(-1)) return;
     const list = this.order();
     const at = list.indexOf(this.active.name);
     const better = list.slice(0, at < 0 ? list.length : at);

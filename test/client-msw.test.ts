@@ -54,6 +54,8 @@ class FakeBus {
   private enders = new Set<() => void>();
   /** Every request by kind, with the subscription it carried. */
   readonly requests: { kind: Kind; body: Body }[] = [];
+  /** What happened, in order, for tests about ordering ("websocket", "answered long-poll", …). */
+  readonly marks: string[] = [];
   holdMs = 400;
   /** When set, streams and sockets send a heartbeat this often (ms), as the server does. */
   heartbeatMs = 0;
@@ -183,7 +185,7 @@ class FakeBus {
 }
 
 type WsMode = "normal" | "silent" | "refused" | "replay";
-type Override = (kind: Kind, fake: FakeBus, n: number) => Response | Promise<Response> | "silent" | null;
+type Override = (kind: Kind, fake: FakeBus, n: number, body: Body) => Response | Promise<Response> | "silent" | null;
 
 /**
  * The fake's HTTP and WebSocket handlers. `override(kind, fake, n)` (n: this kind's request number,
@@ -263,7 +265,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
       const dlp = new URL(request.url).search.includes("dlp=t");
       const kind: Kind = dlp ? "poll" : request.headers.get("dont-chunk") ? "long-poll" : "chunked";
       fake.requests.push({ kind, body });
-      const o = await override(kind, fake, fake.count(kind));
+      const o = await override(kind, fake, fake.count(kind), body);
       if (o === "silent") return silent();
       if (o) return o;
       return kind === "chunked" ? chunked(body) : plain(body, kind === "long-poll");
@@ -271,7 +273,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
     http.post(`${fake.base}/:clientId/sse`, async ({ request }) => {
       const body = (await request.json()) as Body;
       fake.requests.push({ kind: "sse", body });
-      const o = await override("sse", fake, fake.count("sse"));
+      const o = await override("sse", fake, fake.count("sse"), body);
       if (o === "silent") return new HttpResponse(fake.stream(() => {}), { headers: { "content-type": "text/event-stream" } });
       if (o) return o;
       return sse(body);
@@ -283,6 +285,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
     ...list,
     link.addEventListener("connection", ({ client }) => {
       fake.requests.push({ kind: "websocket", body: {} });
+      fake.marks.push("websocket");
       if (wsMode === "silent") return;
       client.send(JSON.stringify([{ global_id: -1, message_id: -1, channel: "/__status", data: { __epoch: fake.epoch } }]));
       const stops: (() => void)[] = [];
@@ -430,6 +433,27 @@ describe("WebSocket trouble", () => {
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "websocket"]);
+  });
+});
+
+describe("new messages only (-1)", () => {
+  it("the first transport settles every -1 before a better one is probed, so no early message slips between them", async () => {
+    const fake = await setup(async (kind, fk, n, body) => {
+      if (kind !== "long-poll" || n !== 1) return null;
+      // A slow first answer: a probe started meanwhile would ask -1 at another "now".
+      await new Promise((r) => setTimeout(r, 300));
+      fk.marks.push("answered long-poll");
+      return HttpResponse.json(fk.answer(body));
+    });
+    await publish(fake, 0, 10);
+    const f = start(fake, {}, -1);
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    expect(fake.marks).toEqual(["answered long-poll", "websocket"]);
+    expect(fake.requests.find((r) => r.kind === "long-poll")!.body).toMatchObject({ "/m/a": -1, "/m/b": -1 });
+    await publish(fake, 10, 10);
+    await until(() => CHANNELS.every((ch) => f.got[ch].length >= 10), () => JSON.stringify(f.got));
+    await new Promise((r) => setTimeout(r, 60));
+    for (const ch of CHANNELS) expect(f.got[ch].map((m) => m.id)).toEqual(Array.from({ length: 10 }, (_, i) => i + 11));
   });
 });
 

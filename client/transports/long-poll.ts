@@ -44,9 +44,10 @@ export class LongPollTransport extends BaseTransport {
       if (!isMessageArray(batch)) throw new Error("long-poll answer is not an array");
       this.host.stats.frames++;
       this.failures = 0;
-      this.events.up(this);
       if (batch.length) got = true;
+      // Positions first: the negotiator probes only once every -1 has been answered.
       this.host.receive(batch as Message[], sentEpoch);
+      if (this.current(gen)) this.events.up(this);
     };
     if (chunked) {
       // No first chunk in time: a proxy is buffering. Go unchunked for a while (message-bus-client's rule).

@@ -22,8 +22,9 @@ export class PollTransport extends BaseTransport {
         const batch: unknown = JSON.parse(text);
         if (!isMessageArray(batch)) throw new Error("poll answer is not an array");
         this.failures = 0;
-        this.events.up(this);
         this.host.receive(batch, sentEpoch);
+        if (!this.current(gen)) return;
+        this.events.up(this);
         const o = this.host.options;
         const background = this.host.background();
         // message-bus-client: straight on after data while visible, else one request per interval.

@@ -34,13 +34,13 @@ export class SseTransport extends BaseTransport {
       onEvent: (ev) => {
         this.host.stats.frames++;
         const m = JSON.parse(ev.data) as Message;
-        if (!opened) {
+        this.host.receive([m], sentEpoch);
+        if (!opened && this.current(gen)) {
           opened = true;
           clearTimeout(this.firstEvent);
           this.failures = 0;
           this.events.up(this);
         }
-        this.host.receive([m], sentEpoch);
       },
     });
     try {

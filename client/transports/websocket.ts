@@ -73,13 +73,13 @@ export class WebSocketTransport extends BaseTransport {
         this.sync();
         return;
       }
-      if (!answered) {
+      this.host.receive(batch, this.sentEpoch);
+      if (!answered && this.current(gen)) {
         answered = true;
         clearTimeout(this.handshake);
         this.failures = 0;
         this.events.up(this);
       }
-      this.host.receive(batch, this.sentEpoch);
     };
     ws.onclose = (ev: CloseEvent) => {
       if (!this.current(gen)) return;
