@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { hasRedis, listening, REDIS_URL, uniqueName } from "./helpers/backends.js";
-import { allDelivered, Cluster, deliveryProblems, freePort, waitUntil } from "./helpers/cluster.js";
+import { type Ack, allDelivered, Cluster, deliveryProblems, freePort, type Received, waitUntil } from "./helpers/cluster.js";
 
 /** Three `cometbus serve` processes on one Redis (DESIGN §3 scale-out). */
 const run = await hasRedis();
@@ -33,13 +33,15 @@ async function deleteKeys(url: string, prefix: string): Promise<void> {
   await r.quit();
 }
 
-/** A private Redis that keeps every acknowledged write on disk (AOF, fsync always), so a restart loses nothing. */
-async function startPrivateRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
-    { stdio: "ignore" },
-  );
+/**
+ * A private Redis. `durable`: every acknowledged write is on disk (AOF, fsync always), so a restart
+ * loses nothing; otherwise a restart loses everything (a new epoch).
+ */
+async function startPrivateRedis(port: number, dir: string, durable = true): Promise<ChildProcess> {
+  const persistence = durable ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"];
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", dir], {
+    stdio: "ignore",
+  });
   await waitUntil(
     () => child.exitCode === null && listening(port),
     () => `redis-server on port ${port} (exit code ${child.exitCode})`,
@@ -99,6 +101,66 @@ describe.runIf(run)("three processes on one Redis", () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(deliveryProblems(subs, run.acks, false)).toEqual([]);
     expect(subs.flatMap((s) => s.resets)).toEqual([]);
+    expect(cluster.crashed()).toEqual([]);
+  }, 120_000);
+
+  it("start over together when Redis restarts empty: every subscriber is told, then gets everything published since, once, in order", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "cometbus-redis-"));
+    privateRedis = { child: await startPrivateRedis(port, dir, false), dir };
+    cluster = new Cluster(`redis://127.0.0.1:${port}/0?prefix=empty:`);
+    await cluster.start(3);
+    const subs = cluster.subs;
+    const firstEpoch = subs[0].epoch;
+    expect(subs.map((s) => s.epoch)).toEqual(subs.map(() => firstEpoch));
+
+    let stop = false;
+    const run = cluster.publishUntil(() => stop, 4, 5);
+    await waitUntil(() => run.acks.length >= 300, () => `${run.acks.length} acks before the outage`);
+    privateRedis.child.kill("SIGKILL");
+    await waitUntil(() => run.rejections.length >= 30, () => `${run.rejections.length} rejections during the outage`);
+    // Redis is gone, so no acknowledgement from before can still be on its way.
+    const oldAcks = run.acks.slice();
+    privateRedis.child = await startPrivateRedis(port, dir, false);
+    await waitUntil(() => run.acks.length >= oldAcks.length + 300, () => `${run.acks.length} acks after recovery`);
+    stop = true;
+    await run.done;
+    const newAcks = run.acks.slice(oldAcks.length);
+
+    await waitUntil(() => allDelivered(subs, newAcks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
+    await new Promise((r) => setTimeout(r, 200));
+    // The new epoch: exactly what was acknowledged since, on every process and transport.
+    expect(deliveryProblems(subs, newAcks, false)).toEqual([]);
+    const epoch = subs[0].epoch;
+    expect(epoch).not.toBe(firstEpoch);
+    expect(subs.map((s) => s.epoch)).toEqual(subs.map(() => epoch));
+    for (const s of subs) expect(s.resets.length).toBeGreaterThanOrEqual(1);
+    // The old epoch: what each subscriber got before is in order, once, and the same everywhere;
+    // what Redis lost before every process read it is gone, and the reset said so.
+    const old = new Map<string, Map<number, string>>();
+    for (const a of oldAcks) {
+      if (!old.has(a.channel)) old.set(a.channel, new Map());
+      old.get(a.channel)!.set(a.message_id, JSON.stringify({ g: a.global_id, d: a.data }));
+    }
+    const problems: string[] = [];
+    for (const s of subs) {
+      for (const [ch, lists] of s.earlier) {
+        if (lists.length > 1) problems.push(`${s.name} ${ch}: ${lists.length} earlier epochs`);
+        for (const list of lists as Received[][]) {
+          list.forEach((m, i) => {
+            if (m.message_id !== i + 1) problems.push(`${s.name} ${ch}: #${i} has id ${m.message_id}`);
+            const acked = old.get(ch)?.get(m.message_id);
+            const got = JSON.stringify({ g: m.global_id, d: m.data });
+            if (acked === undefined) {
+              if (!old.get(ch)?.size || m.message_id <= Math.max(...old.get(ch)!.keys())) problems.push(`${s.name} ${ch}: ${got} never acknowledged`);
+            } else if (acked !== got) problems.push(`${s.name} ${ch}: ${got}, acknowledged ${acked}`);
+          });
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(oldAcks.length).toBeGreaterThanOrEqual(300);
+    expect(newAcks satisfies Ack[]).not.toHaveLength(0);
     expect(cluster.crashed()).toEqual([]);
   }, 120_000);
 });

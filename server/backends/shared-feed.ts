@@ -73,7 +73,11 @@ export class GlobalFeed {
     this.epoch = epoch;
     this.lastGlobalId = 0;
     this.generation++;
-    this.events.epoch(epoch);
+    try {
+      this.events.epoch(epoch);
+    } catch (e) {
+      this.onError(e);
+    }
   }
 
   private async pump(): Promise<void> {

@@ -76,10 +76,17 @@ export interface Received {
   data: unknown;
 }
 
-/** One subscriber: what it got per channel, in arrival order, and any reset it was told about. */
+/**
+ * One subscriber: what it got per channel in the current epoch, in arrival order, what it got in
+ * earlier epochs, and the resets it was told about. It keeps its positions and epoch the way a real
+ * client does (and sends `__epoch` back), so after a store lost everything it starts over cleanly.
+ */
 export abstract class RawSubscriber {
   readonly received = new Map<string, Received[]>();
+  /** channel → what was received in earlier epochs, one list per epoch. */
+  readonly earlier = new Map<string, Received[][]>();
   readonly resets: unknown[] = [];
+  epoch = "";
   reconnects = 0;
   protected stopped = false;
 
@@ -88,23 +95,42 @@ export abstract class RawSubscriber {
     readonly base: string,
     readonly channels: string[],
   ) {
-    for (const ch of channels) this.received.set(ch, []);
+    for (const ch of channels) {
+      this.received.set(ch, []);
+      this.earlier.set(ch, []);
+    }
   }
 
-  /** Where each channel stands: the last message id received (0 before any). */
-  positions(): Record<string, number> {
-    const p: Record<string, number> = {};
+  /** Where each channel stands: the last message id received (0 before any), and the epoch. */
+  positions(): Record<string, number | string> {
+    const p: Record<string, number | string> = {};
     for (const [ch, list] of this.received) p[ch] = list.length ? list[list.length - 1].message_id : 0;
+    if (this.epoch) p.__epoch = this.epoch;
     return p;
   }
 
+  /**
+   * The batch rule of cometbus's client: resets first (the messages of a batch that says "reset"
+   * belong to the new start), then the messages. A reset naming the epoch this subscriber already
+   * holds is a repeat (another connection brought it first) and changes nothing.
+   */
   protected take(messages: Message[]): void {
     for (const m of messages) {
-      if (m.channel === "/__status") {
-        const d = m.data as Record<string, unknown>;
-        if (d.__reset) this.resets.push(d);
-        continue;
+      if (m.channel !== "/__status") continue;
+      const d = m.data as Record<string, unknown>;
+      const epoch = typeof d.__epoch === "string" ? d.__epoch : undefined;
+      if (Array.isArray(d.__reset) && !(epoch !== undefined && epoch === this.epoch)) {
+        this.resets.push(d);
+        for (const ch of d.__reset as string[]) {
+          const list = this.received.get(ch);
+          if (list?.length) this.earlier.get(ch)!.push(list);
+          if (list) this.received.set(ch, []);
+        }
       }
+      if (epoch !== undefined) this.epoch = epoch;
+    }
+    for (const m of messages) {
+      if (m.channel === "/__status") continue;
       const list = this.received.get(m.channel);
       if (!list) throw new Error(`${this.name} got a message for ${m.channel}, not subscribed`);
       list.push({ message_id: m.message_id, global_id: m.global_id, data: m.data });
@@ -137,8 +163,9 @@ export class WsSubscriber extends RawSubscriber {
       ws.on("message", (raw) => {
         const batch = JSON.parse(String(raw)) as Message[];
         if (!subscribed) {
-          // The welcome; the answer to the subscription comes next (an array, maybe empty).
+          // The welcome (the epoch); the answer to the subscription comes next (an array, maybe empty).
           subscribed = true;
+          this.take(batch);
           ws.send(JSON.stringify({ subscribe: this.positions() }));
           return;
         }
@@ -212,6 +239,8 @@ export class LongPollSubscriber extends RawSubscriber {
   private seq = 0;
 
   async start(): Promise<void> {
+    // A long-poll is told the epoch only when it names one; a real client remembers it from before.
+    this.epoch = ((await (await fetch(`${this.base}/stats`)).json()) as { epoch: string }).epoch;
     let first!: () => void;
     const ready = new Promise<void>((r) => (first = r));
     void this.loop(first);
