@@ -132,7 +132,8 @@ export class PostgresBackend implements Backend {
   private async readBacklog(channel: string, afterId: number): Promise<StoredMessage[]> {
     const r = await this.pool.query<Row>(
       `SELECT global_id, message_id, meta, data FROM ${this.S}.backlog
-       WHERE channel = $1 AND message_id > $2 AND expires_at > ${this.S}.now_ms() ORDER BY message_id`,
+       WHERE channel = $1 AND message_id > $2 AND expires_at > (extract(epoch FROM now()) * 1000)::bigint
+       ORDER BY message_id`,
       [channel, afterId],
     );
     return r.rows.map(decodeRow);
