@@ -78,22 +78,27 @@ export class RedisBackend implements Backend {
   }
 
   async start(events: BackendEvents): Promise<void> {
-    const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
     try {
-      await Promise.all([this.commands.connect(), this.listener.connect()]);
+      await this.connect(events);
     } catch (e) {
-      // No reconnect loop left behind by a bus that failed to start.
-      this.commands.disconnect();
-      this.listener.disconnect();
+      // Nothing left running (reconnect loops, timers) by a bus that failed to start.
+      await this.close();
       const why = this.lastError ?? e;
       throw new Error(`cometbus: cannot connect to Redis: ${why instanceof Error ? why.message : String(why)}`);
     }
+  }
+
+  private async connect(events: BackendEvents): Promise<void> {
+    const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
+    await Promise.all([this.commands.connect(), this.listener.connect()]);
     this.listener.on("message", (channel: string, payload: string) => {
       if (channel === this.notifyChannel) feed.notify(payload);
     });
     // After a reconnect, whatever was published meanwhile is read from the backlog.
     this.listener.on("ready", () => feed.poke());
     await this.listener.subscribe(this.notifyChannel);
+    // Subscribed first, then reading where the store stands: whatever is published in between is
+    // read by the poke below, nothing earlier is delivered.
     const [epoch, last] = await this.eval<Reply>(SNAPSHOT, [this.keys.epoch, this.keys.gid, this.keys.ids], [randomEpoch()]);
     feed.begin(epoch, last, this.options.safetyPollMs ?? 2000);
     this.feed = feed;
