@@ -40,9 +40,11 @@ const SCENARIOS: Scenario[] = [
   ...NGINX_CONFIGS.map((config) => ({ label: config, config })),
   // The path the default client takes behind a buffering proxy with a short timeout: plain long-polls,
   // each one cut by the proxy (504) when the bus is quiet.
-  { label: "short-timeout, unchunked long-poll", config: "short-timeout", client: { transports: ["long-poll"], enableChunkedEncoding: false } },
+  { label: "short-timeout/unchunked long-poll", config: "short-timeout", client: { transports: ["long-poll"], enableChunkedEncoding: false } },
+  // message-bus-client's own path: long-polls chunked until a buffered first chunk is noticed.
+  { label: "buffering/chunked long-poll", config: "buffering", client: { transports: ["long-poll"] } },
 ];
-/** PROXY_ONLY=all,chaos runs a subset while debugging (labels or "chaos"); the suite runs everything. */
+/** PROXY_ONLY=all,chaos runs a subset while debugging (comma-separated labels or "chaos"); the suite runs everything. */
 const ONLY = (process.env.PROXY_ONLY ?? "").split(",").filter(Boolean);
 const RUN = ONLY.length ? SCENARIOS.filter((s) => ONLY.includes(s.label)) : SCENARIOS;
 const RUN_CHAOS = !ONLY.length || ONLY.includes("chaos");
