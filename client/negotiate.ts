@@ -4,6 +4,8 @@ import type { Host, Transport, TransportEvents, TransportName } from "./types.js
 
 const HTTP: TransportName[] = ["long-poll", "poll"];
 const KNOWN: TransportName[] = ["websocket", "sse", ...HTTP];
+/** A transport that worked this long before it failed starts its backoff afresh. */
+const STABLE_MS = 60_000;
 
 export type TransportFactory = (name: TransportName, events: TransportEvents) => Transport;
 
@@ -19,6 +21,7 @@ export class Negotiator implements TransportEvents {
   private pool = new Map<TransportName, Transport>();
   private strikes = new Map<TransportName, number>();
   private restUntil = new Map<TransportName, number>();
+  private upAt = new Map<TransportName, number>();
   private timer?: ReturnType<typeof setTimeout>;
   private backgroundMode = false;
 
@@ -47,11 +50,18 @@ export class Negotiator implements TransportEvents {
     return t;
   }
 
+  private halt(t: Transport | null): void {
+    if (!t) return;
+    t.stop();
+    this.upAt.delete(t.name);
+  }
+
   private resting(name: TransportName): boolean {
     return (this.restUntil.get(name) ?? 0) > Date.now();
   }
 
   start(): void {
+    this.backgroundMode = false;
     if (this.host.background()) return this.enterBackground();
     const list = this.order();
     const known = recall(this.host.url("poll"));
@@ -67,8 +77,8 @@ export class Negotiator implements TransportEvents {
 
   stop(): void {
     clearTimeout(this.timer);
-    this.probe?.stop();
-    this.active?.stop();
+    this.halt(this.probe);
+    this.halt(this.active);
     this.probe = null;
     if (this.active) {
       this.active = null;
@@ -88,7 +98,6 @@ export class Negotiator implements TransportEvents {
     const hidden = this.host.background();
     if (hidden && !this.backgroundMode) this.enterBackground();
     else if (!hidden && this.backgroundMode) {
-      this.backgroundMode = false;
       this.stop();
       this.start();
     }
@@ -97,7 +106,7 @@ export class Negotiator implements TransportEvents {
   private enterBackground(): void {
     this.backgroundMode = true;
     clearTimeout(this.timer);
-    this.probe?.stop();
+    this.halt(this.probe);
     this.probe = null;
     if (this.active?.name !== "poll") this.activate("poll");
   }
@@ -105,7 +114,7 @@ export class Negotiator implements TransportEvents {
   private activate(name: TransportName): void {
     const next = this.get(name);
     if (this.active === next) return;
-    this.active?.stop();
+    this.halt(this.active);
     this.active = next;
     next.start();
     this.changed(name);
@@ -137,26 +146,30 @@ export class Negotiator implements TransportEvents {
       this.probe = null;
       const old = this.active;
       this.active = t;
-      old?.stop();
+      this.halt(old);
       this.changed(t.name);
     } else if (t !== this.active) return;
-    this.strikes.delete(t.name);
+    // A connection that comes up and dies again at once must not reset its backoff: only time up does.
+    if (!this.upAt.has(t.name)) this.upAt.set(t.name, Date.now());
     if (!this.backgroundMode) remember(this.host.url("poll"), t.name);
     this.consider();
   }
 
   fail(t: Transport, _why: string, retryAfterMs?: number): void {
+    if (t !== this.probe && t !== this.active) return;
     const o = this.host.options;
+    const since = this.upAt.get(t.name);
+    this.upAt.delete(t.name);
+    if (since !== undefined && Date.now() - since > STABLE_MS) this.strikes.delete(t.name);
     const strikes = (this.strikes.get(t.name) ?? 0) + 1;
     this.strikes.set(t.name, strikes);
     const rest = retryAfterMs ?? doublingBackoff(strikes, o.retryTransportInterval, o.maxPollInterval);
     this.restUntil.set(t.name, Date.now() + rest);
     if (t === this.probe) {
-      t.stop();
+      this.halt(t);
       this.probe = null;
       return this.consider();
     }
-    if (t !== this.active) return;
     const list = this.order();
     const lower = list.slice(list.indexOf(t.name) + 1).find((n) => !this.resting(n));
     if (lower) {
