@@ -209,6 +209,29 @@ describe.runIf(enabled)("nginx configs misbehave as intended", () => {
     for (const [, r] of streams) r.destroy();
   });
 
+  it("buffering holds a chunked long-poll's first chunk back until the response ends", async () => {
+    const open = (c: NginxConfig) =>
+      raw(`${base(c)}/chunky-${c}/poll`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "accept-encoding": "gzip" },
+        body: JSON.stringify({ "/chunky": 0 }),
+      });
+    for (const c of ["friendly", "buffering"] as const) await at(c).server.bus.publish("/chunky", { c });
+    const friendly = open("friendly");
+    const buffering = open("buffering");
+    await until(() => friendly.body().includes('"data":{"c":"friendly"}'), "friendly's first chunk while open");
+    await until(() => at("buffering").server.bus.longPolls.has("chunky-buffering"), "the held poll behind buffering");
+    await sleep(500);
+    expect(buffering.chunks.length, "buffering passed the first chunk on while the poll was held").toBe(0);
+    buffering.mark();
+    at("buffering").server.bus.longPolls.get("chunky-buffering")!.close();
+    await buffering.ended;
+    expect(buffering.firstAfterMark).toBe(true);
+    expect((await buffering.response).headers["content-encoding"]).toBe("gzip");
+    expect(buffering.body()).toMatch(/^\[.*"data":\{"c":"buffering"\}.*\]\r\n\|\r\n\[\]\r\n\|\r\n$/);
+    friendly.destroy();
+  });
+
   it("http10 gets plain long-polls where friendly gets chunked ones", async () => {
     const poll = async (c: NginxConfig) => {
       await at(c).server.bus.publish("/chunks", 1);
