@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest } from "../server/backend.js";
 import { RedisBackend } from "../server/backends/redis.js";
@@ -20,8 +21,11 @@ const req = (channel: string, data: unknown): AppendRequest => ({
 
 const opened: RedisBackend[] = [];
 let redis: ChildProcess | undefined;
+let proxy: Server | undefined;
 
 afterEach(async () => {
+  proxy?.close();
+  proxy = undefined;
   if (opened[0]) await opened[0].destroy().catch(() => {});
   await Promise.all(opened.splice(0).map((b) => b.close()));
   redis?.kill("SIGKILL");
@@ -40,6 +44,39 @@ async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
   await waitUntil(() => child.exitCode === null && listening(port), () => `redis-server on ${port}`, 10_000);
   return child;
+}
+
+/**
+ * A TCP proxy that can stop passing bytes without closing anything: what a network partition looks
+ * like to both ends. Held bytes go through on `heal()`.
+ */
+async function partitionableProxy(targetPort: number): Promise<{ port: number; partition(): void; heal(): void }> {
+  let cut = false;
+  const held: (() => void)[] = [];
+  const pipe = (from: Socket, to: Socket) =>
+    from.on("data", (d) => {
+      if (cut) held.push(() => to.write(d));
+      else to.write(d);
+    });
+  const server = createServer((client) => {
+    const upstream = createConnection({ port: targetPort, host: "127.0.0.1" });
+    pipe(client, upstream);
+    pipe(upstream, client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  proxy = server;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    partition: () => (cut = true),
+    heal: () => {
+      cut = false;
+      for (const f of held.splice(0)) f();
+    },
+  };
 }
 
 describe("Redis backend URL", () => {
@@ -105,6 +142,26 @@ describe.runIf(run)("Redis backend", () => {
     expect([m.global_id, m.message_id]).toEqual([1, 1]);
     await events.count(2);
     expect(events.messages.map((x) => x.data)).toEqual(["before", "after"]);
+  });
+
+  it("rejects a publish that Redis does not answer (a partition) instead of holding it, and goes on once it heals", async () => {
+    const p = await partitionableProxy(6379);
+    const prefix = uniqueName("part") + ":";
+    const b = new RedisBackend({ url: `redis://127.0.0.1:${p.port}/0`, prefix, redis: { commandTimeout: 300 }, safetyPollMs: 100, onError: () => {} });
+    opened.push(b);
+    const events = new Recorder();
+    await b.start(events);
+    await b.append(req("/p", "before"));
+    await events.count(1);
+    p.partition();
+    await expect(b.append(req("/p", "unanswered"))).rejects.toThrow(/^cometbus: Redis is unavailable, message not published: Command timed out/);
+    p.heal();
+    const after = await b.append(req("/p", "after"));
+    await events.until(() => events.messages.some((m) => m.data === "after"), "the message after the partition");
+    // The unanswered publish reached Redis once the partition healed: stored and delivered, once, in
+    // order. A rejected publish means "not known to be stored", never "stored twice".
+    expect(events.messages.map((m) => [m.message_id, m.data])).toEqual([[1, "before"], [2, "unanswered"], [3, "after"]]);
+    expect(after.message_id).toBe(3);
   });
 
   it("is what a MessageBus gets from a redis:// URL", async () => {

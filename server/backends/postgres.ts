@@ -61,11 +61,13 @@ export class PostgresBackend implements Backend {
     this.S = `"${this.schema}"`;
     this.notifyChannel = `${this.schema}_notify`;
     this.lockKey = BigInt("0x" + createHash("sha1").update(`cometbus:${this.schema}`).digest("hex").slice(0, 15)).toString();
-    this.config = { application_name: "cometbus", ...config };
+    // A server that stops answering without closing (a network partition) fails publishes and
+    // reads instead of holding them: connecting gives up after 5 s, a query after 10 s.
+    this.config = { application_name: "cometbus", keepAlive: true, connectionTimeoutMillis: 5000, ...config };
     this.pageSize = options.pageSize ?? 1000;
     const user = options.onError;
     this.report = user ? (e) => e !== null && user(e) : throttledReporter("PostgreSQL");
-    this.pool = new pg.Pool({ ...this.config, max: options.poolSize ?? 10 });
+    this.pool = new pg.Pool({ ...this.config, query_timeout: 10_000, max: options.poolSize ?? 10 });
     // An idle pooled connection that dies (server restart, pg_terminate_backend) is replaced on next use.
     this.pool.on("error", (e) => this.report(e));
   }

@@ -60,9 +60,11 @@ export class RedisBackend implements Backend {
       autoResendUnfulfilledCommands: false,
       retryStrategy: (times) => Math.min(100 * times, 1000),
       connectionName: "cometbus",
+      // A Redis that stops answering without closing (a network partition) fails publishes too.
+      keepAlive: 10_000,
       ...options.redis,
     };
-    this.commands = new Redis(url, base);
+    this.commands = new Redis(url, { commandTimeout: 5000, ...base });
     this.listener = new Redis(url, { ...base, autoResubscribe: true });
     for (const r of [this.commands, this.listener]) {
       r.on("error", (e) => {
