@@ -2,6 +2,7 @@ import { encodeMessage } from "../src/envelope.js";
 import { encodeChunk } from "../src/wire.js";
 import type { StoredMessage } from "./backend.js";
 import { isTargeted } from "./identity.js";
+import { SharedBytes } from "./shared-bytes.js";
 import { textFrame } from "./transports/ws-frame.js";
 
 /**
@@ -13,7 +14,7 @@ export class Outgoing {
   private _array?: string;
   private _chunk?: string;
   private _frame?: Buffer;
-  private _sse?: Buffer;
+  private _sse?: SharedBytes;
   private _sseEpoch?: string;
 
   constructor(readonly message: StoredMessage) {
@@ -59,9 +60,9 @@ export class Outgoing {
    * The SSE event of a stream subscribed to this channel alone: its id (`epoch:id`) is then the same
    * for every such stream, so the event is encoded once.
    */
-  sseSingle(epoch: string): Buffer {
+  sseSingle(epoch: string): SharedBytes {
     if (this._sse === undefined || this._sseEpoch !== epoch) {
-      this._sse = Buffer.from(`id: ${epoch}:${this.id}\ndata: ${this.json}\n\n`);
+      this._sse = new SharedBytes(Buffer.from(`id: ${epoch}:${this.id}\ndata: ${this.json}\n\n`));
       this._sseEpoch = epoch;
     }
     return this._sse;

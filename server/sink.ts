@@ -4,6 +4,8 @@ import type { Context } from "hono";
 /** A response that stays open and is written to as messages come (SSE, chunked long-poll). */
 export interface Sink {
   write(chunk: string | Uint8Array): void;
+  /** The same bytes as many other sinks get (see SharedBytes). */
+  writeShared(bytes: SharedBytes): void;
   end(last?: string): void;
   /** Bytes written but not yet taken by the network. */
   readonly buffered: number;
@@ -11,6 +13,10 @@ export interface Sink {
 }
 
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { SharedBytes } from "./shared-bytes.js";
+
+/** Node's own state of a response: its head is on the wire and its body is chunked. */
+type ResponseState = { _headerSent?: boolean; chunkedEncoding?: boolean };
 
 /**
  * On Node the stream is written straight to the ServerResponse: one syscall-sized write per batch,
@@ -36,6 +42,15 @@ export function openSink(
     const sink: Sink = {
       write(chunk) {
         if (!closed) out.write(chunk);
+      },
+      writeShared(bytes) {
+        if (closed) return;
+        const state = out as ServerResponse & ResponseState;
+        // Once the head is out, a chunked body can go straight to the socket (in order with
+        // out.write, which writes there too) with its chunk framing made once for every stream.
+        if (state._headerSent === true && state.chunkedEncoding === true && out.socket && !out.writableEnded) {
+          out.socket.write(bytes.framed);
+        } else out.write(bytes.raw);
       },
       end(last) {
         if (closed) return;
@@ -76,6 +91,9 @@ export function openSink(
       const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
       queued += bytes.length;
       controller.enqueue(bytes);
+    },
+    writeShared(bytes) {
+      sink.write(bytes.raw);
     },
     end(last) {
       if (closed) return;

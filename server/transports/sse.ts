@@ -6,11 +6,12 @@ import type { MessageBus } from "../bus.js";
 import { catchUp } from "../catch-up.js";
 import type { Identity } from "../identity.js";
 import { BatchMemo, type Outgoing } from "../outgoing.js";
+import { SharedBytes } from "../shared-bytes.js";
 import { openSink, type Sink } from "../sink.js";
 import { Subscriber } from "../subscriber.js";
 import { NO_CACHE } from "./common.js";
 
-const singles = new BatchMemo<Buffer>();
+const singles = new BatchMemo<SharedBytes>();
 
 /**
  * One stream; each event's id carries the epoch and every channel's position (in subscription
@@ -59,7 +60,8 @@ class SseSubscriber extends Subscriber {
       // One channel: every such stream's event ids agree, so the events are encoded once for all.
       const epoch = this.epoch;
       this.sent[0] = batch[batch.length - 1].id;
-      this.write(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => Buffer.concat(b.map((o) => o.sseSingle(epoch)))));
+      this.sink.writeShared(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => SharedBytes.concat(b.map((o) => o.sseSingle(epoch)))));
+      if (this.sink.buffered > this.maxBuffered) this.close();
       return;
     }
     let out = status ? this.statusEvent(status) : "";
@@ -67,7 +69,7 @@ class SseSubscriber extends Subscriber {
     this.write(out);
   }
 
-  write(out: string | Buffer): void {
+  write(out: string): void {
     this.sink.write(out);
     // A consumer that cannot keep up is cut; it resumes from its position, from the backlog.
     if (this.sink.buffered > this.maxBuffered) this.close();
