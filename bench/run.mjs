@@ -13,6 +13,19 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { SCENARIOS } from "./scenarios/index.mjs";
 import { markdown } from "./lib/table.mjs";
+import { killAll } from "./lib/server.mjs";
+
+// The publisher runs here: same priority as the servers and generator (see lib/server.mjs).
+try {
+  os.setPriority(Number(process.env.BENCH_NICE ?? -10));
+} catch {}
+
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
 
 const { values } = parseArgs({
   options: {
