@@ -43,7 +43,14 @@ export async function readText(
   signal: AbortSignal,
   onText: (text: string) => boolean | void,
 ): Promise<void> {
-  const reader = res.body!.getReader();
+  if (!res.body) {
+    // No streaming body (old browsers): the whole answer at its end is still an answer.
+    const text = await res.text();
+    host.stats.bytes += text.length;
+    onText(text);
+    return;
+  }
+  const reader = res.body.getReader();
   const decoder = new TextDecoder();
   // Not every fetch (mocks, some polyfills) ends a pending read on abort; cancelling always does.
   const cancel = () => void reader.cancel().catch(() => {});

@@ -81,13 +81,13 @@ async function open(): Promise<{ page: Page; s: Served }> {
   return { page, s: server };
 }
 
-/** Waits until the page's bus uses `transport` and knows every channel's position (the -1 answered). */
+/** Waits until the page's bus uses `transport` and knows every channel's position (each -1 answered). */
 async function subscribed(page: Page, transport: string): Promise<void> {
   await page.waitForFunction(
     ([t, chs]) => {
       const w = window as unknown as { bus: { transport: string; subscription(): Record<string, number> } };
       const sub = w.bus.subscription();
-      return w.bus.transport === t && (chs as string[]).every((ch) => sub[ch] === 0);
+      return w.bus.transport === t && (chs as string[]).every((ch) => sub[ch] >= 0);
     },
     [transport, CHANNELS] as const,
     { timeout: 15_000, polling: 20 },
@@ -198,5 +198,12 @@ describe.runIf(enabled)("cometbus client in Chromium", () => {
       };
     });
     expect(api).toEqual({ status: "started", baseUrl: "/", instance: true, unsubscribed: true });
+    expect(await page.evaluate(() => localStorage.getItem("cometbus:transport:" + location.origin + "/message-bus"))).toBe("websocket");
+
+    // The next visit starts on the transport that worked last time, with no long-poll first.
+    await page.reload();
+    await page.evaluate((chs) => (window as unknown as { follow: (o: null, c: string[]) => void }).follow(null, chs), CHANNELS);
+    await subscribed(page, "websocket");
+    expect(await seen(page)).toEqual(["websocket"]);
   });
 });
