@@ -182,6 +182,20 @@ describe.runIf(enabled)("cometbus client in Chromium", () => {
     expect(await seen(page)).toEqual(["long-poll", "websocket", "poll", "websocket"]);
   });
 
+  it("alwaysLongPoll keeps the live transport in a hidden tab", async () => {
+    const { page, s } = await open();
+    await page.evaluate(
+      (chs) => (window as unknown as { follow: (o: object, c: string[]) => void }).follow({ alwaysLongPoll: true }, chs),
+      CHANNELS,
+    );
+    await subscribed(page, "websocket");
+    await page.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(true));
+    await publishAll(s);
+    await expectAll(page);
+    expect(await seen(page)).toEqual(["long-poll", "websocket"]);
+    expect(s.bus.stats().subscribers.websocket).toBe(1);
+  });
+
   it("the bundle works in a plain <script> page as message-bus-client's global", async () => {
     const { page, s } = await open();
     await page.evaluate((chs) => (window as unknown as { follow: (o: null, c: string[]) => void }).follow(null, chs), CHANNELS);
