@@ -75,7 +75,7 @@ function spareSockets(server: Server): { closeAll(): void } {
     busy.add(req.socket);
     res.once("close", () => busy.delete(req.socket));
   });
-  server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => busy.add(socket));
+  server.on("upgrade", ownUpgradeListener((_req: IncomingMessage, socket: Duplex) => busy.add(socket)));
   return {
     closeAll() {
       for (const s of sockets) if (!busy.has(s)) s.destroy();
@@ -114,9 +114,21 @@ export function attach(bus: MessageBus, server: Server, app?: Hono): void {
     clientTracking: false,
   });
   const prefix = bus.options.base + "/";
-  server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const prefixes = busPrefixes.get(server) ?? [];
+  busPrefixes.set(server, [...prefixes, prefix]);
+  server.on("upgrade", ownUpgradeListener(async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? "/").split("?")[0];
-    if (!path.startsWith(prefix)) return; // another handler's upgrade
+    if (!path.startsWith(prefix)) {
+      // Another handler's upgrade. With no other handler the socket used to hang open forever: the
+      // first bus attached refuses it, unless another bus on this server serves that path.
+      const buses = busPrefixes.get(server)!;
+      const unclaimed = !buses.some((p) => path.startsWith(p)) && server.listeners("upgrade").every((l) => ownListeners.has(l));
+      if (unclaimed && buses[0] === prefix) {
+        socket.on("error", () => socket.destroy());
+        await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
+      }
+      return;
+    }
     socket.on("error", () => socket.destroy());
     if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
@@ -140,6 +152,14 @@ export function attach(bus: MessageBus, server: Server, app?: Hono): void {
         ws.close(1011, "server error");
       }
     });
-  });
+  }));
   server.on("close", () => wss.close());
+}
+
+/** cometbus's own upgrade listeners, so an upgrade nobody else listens for can be refused. */
+const ownListeners = new WeakSet<Function>();
+const busPrefixes = new WeakMap<Server, string[]>();
+function ownUpgradeListener<F extends Function>(f: F): F {
+  ownListeners.add(f);
+  return f;
 }
