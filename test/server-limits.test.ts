@@ -261,10 +261,12 @@ describe("WebSocket upgrades", () => {
     }
   });
 
-  it("an upgrade on a path that is not /ws → 404", async () => {
-    const r = await rawUpgrade(`${server.base}/c/poll`);
-    expect(r.status).toBe(404);
-    expect(JSON.parse(r.body)).toEqual({ error: "not found" });
+  it("an upgrade on a path that is not /ws → 404, also outside the bus's base", async () => {
+    for (const url of [`${server.base}/c/poll`, `${server.url}/elsewhere`]) {
+      const r = await rawUpgrade(url);
+      expect(r.status).toBe(404);
+      expect(JSON.parse(r.body)).toEqual({ error: "not found" });
+    }
   });
 });
 
