@@ -11,6 +11,7 @@ import { launchChromium } from "./helpers/browser.js";
 import { chaosSeed, startChaosProxy } from "./helpers/chaos-proxy.js";
 import { NGINX_CONFIGS, startNginx, type NginxConfig } from "./helpers/nginx.js";
 import { hasChromium, hasNginx, requireService } from "./helpers/services.js";
+import type { MessageBusOptions } from "../server/index.js";
 import { account, table, type Row } from "./fixtures/proxy-metrics.js";
 import { publishSteadily, readRecord, startPageServer, type PageRecord, type PageServer } from "./fixtures/proxy-page.js";
 
@@ -35,6 +36,8 @@ interface Scenario {
   config: NginxConfig;
   /** Options for the page's client; none means the default client. */
   client?: Record<string, unknown>;
+  /** Options for the server's bus. */
+  server?: MessageBusOptions;
 }
 const SCENARIOS: Scenario[] = [
   ...NGINX_CONFIGS.map((config) => ({ label: config, config })),
@@ -43,6 +46,8 @@ const SCENARIOS: Scenario[] = [
   { label: "short-timeout/unchunked long-poll", config: "short-timeout", client: { transports: ["long-poll"], enableChunkedEncoding: false } },
   // message-bus-client's own path: long-polls chunked until a buffered first chunk is noticed.
   { label: "buffering/chunked long-poll", config: "buffering", client: { transports: ["long-poll"] } },
+  // The README's advice when the timeout cannot be raised: heartbeats and long-poll holds below it.
+  { label: "short-timeout/4 s heartbeat", config: "short-timeout", server: { heartbeatInterval: 4000, longPollTimeout: 4000 } },
 ];
 /** PROXY_ONLY=all,chaos runs a subset while debugging (comma-separated labels or "chaos"); the suite runs everything. */
 const ONLY = (process.env.PROXY_ONLY ?? "").split(",").filter(Boolean);
@@ -115,8 +120,8 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
     return page;
   }
 
-  async function behindNginx({ label, config, client }: Scenario): Promise<Outcome> {
-    const server = await startPageServer(CHANNELS, 0, {}, client);
+  async function behindNginx({ label, config, client, server: serverOptions }: Scenario): Promise<Outcome> {
+    const server = await startPageServer(CHANNELS, 0, serverOptions, client);
     onCleanup(() => server.close());
     const nginx = await startNginx(config, server.port);
     onCleanup(() => nginx.stop());
@@ -203,6 +208,9 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
       expect(["sse", "long-poll"], c).toContain(byConfig.get(c)!.row.transport);
       expect(byConfig.get(c)!.row.server, c).not.toContain("websocket");
     }
+    // Heartbeats under the proxy's timeout: once on WebSocket, nothing is cut, so it stays there.
+    const kept = byConfig.get("short-timeout/4 s heartbeat")!.rec.transports.map((t) => t.name);
+    expect(kept.slice(kept.indexOf("websocket")), "short-timeout/4 s heartbeat").toEqual(["websocket"]);
     for (const c of ["buffering", "all"] as const) {
       expect(["long-poll", "poll"], c).toContain(byConfig.get(c)!.row.transport);
       expect(byConfig.get(c)!.row.server, c).not.toMatch(/sse|chunked|websocket/);
