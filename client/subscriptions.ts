@@ -81,11 +81,13 @@ export class Subscriptions {
       if (epoch) this.epoch = epoch;
     }
     const due: Message[] = [];
+    const delivered = new Set<string>();
     for (const m of batch) {
       if (m.channel === STATUS) continue;
       const pos = this.positions.get(m.channel);
       if (pos === undefined || !(m.message_id > pos)) continue;
       this.positions.set(m.channel, m.message_id);
+      delivered.add(m.channel);
       due.push(m);
     }
     for (const data of statuses) {
@@ -93,7 +95,9 @@ export class Subscriptions {
         const v = data[ch];
         const pos = this.positions.get(ch);
         if (ch.startsWith("__") || typeof v !== "number" || pos === undefined) continue;
-        if (reset.has(ch) || v > pos) this.positions.set(ch, v);
+        // A reset channel takes the server's word even when it is lower, but never below what
+        // this very batch delivered after the reset.
+        if (v > pos || (reset.has(ch) && !delivered.has(ch))) this.positions.set(ch, v);
       }
     }
     return due;
