@@ -81,7 +81,6 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
 
     const ids = Array.from({ length: PER_CHANNEL }, (_, k) => k + 1);
     for (const [n, page] of pages.entries()) {
-      console.log("server after restart", JSON.stringify(second.bus.stats()));
       const where = n === 0 ? "direct" : "through nginx";
       let rec = await until(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${where})`);
       // A grace period for a late duplicate or a second reset (safety margin, not a measurement).
