@@ -111,7 +111,10 @@ export class LongPollTransport extends BaseTransport {
   }
 
   protected dead(): void {
-    this.httpError(new Error("long-poll went silent"));
+    // A held poll carries no heartbeat: silence this long is a server holding longer than we
+    // expected or a connection lost without a word. Either way, ask again at once; a lost network
+    // then fails fast and backs off.
+    this.refresh();
   }
 }
 
