@@ -35,6 +35,8 @@ export function recall(url: string): TransportName | null {
 
 export function remember(url: string, name: TransportName): void {
   const k = key(url);
+  // Called on every answer of a working transport; storage is written only when it changes.
+  if (memory.get(k) === name) return;
   memory.set(k, name);
   try {
     storage()?.setItem(k, name);
