@@ -67,11 +67,18 @@ function readPanes(page: Page): Promise<Record<string, PaneState>> {
 
 /** Waits until every pane shows `count` messages; then the caller asserts exactly what they show. */
 async function untilAllReceived(page: Page, count: number): Promise<void> {
-  await page.waitForFunction(
-    (n) => [...document.querySelectorAll('.pane [data-k="received"]')].every((e) => e.textContent === n),
-    count.toLocaleString("en-US"),
-    { timeout: 30_000 },
-  );
+  try {
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll('.pane [data-k="received"]')].every((e) => e.textContent === n),
+      count.toLocaleString("en-US"),
+      { timeout: 30_000 },
+    );
+  } catch (e) {
+    // Say which pane was stuck, on what, and what the page saw happen.
+    const panes = await readPanes(page);
+    const log = await page.locator("#log li").allTextContents();
+    throw new Error(`not every pane reached ${count}: ${JSON.stringify(panes)}\nlog:\n${log.join("\n")}`, { cause: e });
+  }
 }
 
 function expectAllClean(panes: Record<string, PaneState>, count: number): void {
@@ -134,7 +141,7 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     return context.newPage();
   }
 
-  it("comparison page: every pane gets every burst once, across dropped sockets, cut streams, cut long-polls and a reset", async () => {
+  it("comparison page: every pane gets every burst once, across cut streams, cut long-polls, dropped WebSockets and a reset", async () => {
     const page = await newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -164,31 +171,34 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
       .poll(() => page.locator("#verdict").textContent())
       .toBe("✓ All 5 panes agree: 100 messages each, none lost, none doubled");
 
-    // Drop both WebSockets (the forced pane's and the negotiating pane's) and publish while they are down.
-    await page.click("#drop-ws");
-    await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("Dropped"));
-    expect(await lastLog(page)).toBe("Dropped 2 WebSocket connections without a close frame: watch them reconnect and catch up");
-    await page.click("#publish-burst");
-    await untilAllReceived(page, 200);
-    const afterDrop = await readPanes(page);
-    expectAllClean(afterDrop, 200);
-    expect(afterDrop.websocket.transport).toBe("websocket");
-    expect(afterDrop.websocket.requests).toBe(2); // the first socket and the one it reconnected with
-
     // Cut the open streams (the SSE pane's and the long-poll pane's chunked response) mid-response.
+    // The negotiating pane is on WebSocket: the breaks before "Drop WebSockets" hit the forced panes only.
     await page.click("#cut-streams");
     await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("Cut "));
     expect(await lastLog(page)).toMatch(/^Cut [1-9]\d* streams? \(SSE, chunked long-poll\) mid-response: they resume from their positions$/);
     await page.click("#publish-burst");
-    await untilAllReceived(page, 300);
-    expectAllClean(await readPanes(page), 300);
+    await untilAllReceived(page, 200);
+    expectAllClean(await readPanes(page), 200);
 
     // The long-poll pane's held request, cut too (a plain or chunked long-poll, whichever is held).
     await page.click("#drop-polls");
     await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("held long-poll"));
     await page.click("#publish-burst");
+    await untilAllReceived(page, 300);
+    const afterCuts = await readPanes(page);
+    expectAllClean(afterCuts, 300);
+    expect(afterCuts.auto.transport).toBe("websocket");
+
+    // Drop both WebSockets (the forced pane's and the negotiating pane's) and publish while they are down.
+    await page.click("#drop-ws");
+    await page.waitForFunction(() => document.querySelector("#log li")?.textContent?.includes("Dropped"));
+    expect(await lastLog(page)).toBe("Dropped 2 WebSocket connections without a close frame: watch them reconnect and catch up");
+    await page.click("#publish-burst");
     await untilAllReceived(page, 400);
-    expectAllClean(await readPanes(page), 400);
+    const afterDrop = await readPanes(page);
+    expectAllClean(afterDrop, 400);
+    expect(afterDrop.websocket.transport).toBe("websocket");
+    expect(afterDrop.websocket.requests).toBe(2); // the first socket and the one it reconnected with
 
     // A new epoch: ids restart at 1, every pane is told and keeps counting without a false loss.
     await page.click("#reset-epoch");
@@ -248,6 +258,14 @@ describe.runIf(enabled)("demo pages in Chromium", () => {
     // The private line is in the backlog, stored for bob and alice only.
     const stored = await bus.backlog("/chat/room");
     expect(stored.map((m) => (m.data as { text: string }).text)).toEqual(["hello all", "psst bob", "bye all"]);
+
+    // Presence: everyone here, you first; leaving is seen by the others.
+    const people = (page: Page) => page.locator("#people li").evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.name));
+    await expect.poll(() => people(alice), { timeout: 10_000 }).toEqual(["alice", "bob", "carol"]);
+    await expect.poll(() => people(carol), { timeout: 10_000 }).toEqual(["carol", "alice", "bob"]);
+    await carol.click("#leave");
+    await expect.poll(() => people(alice), { timeout: 10_000 }).toEqual(["alice", "bob"]);
+    await expect.poll(() => people(bob), { timeout: 10_000 }).toEqual(["bob", "alice"]);
     expect(errors).toEqual([]);
   });
 

@@ -74,6 +74,7 @@ function renderPeople() {
   $("people").replaceChildren(
     ...names.map((name) => {
       const li = document.createElement("li");
+      li.dataset.name = name;
       const b = document.createElement("button");
       b.type = "button";
       b.style.setProperty("--who", hue(name));
@@ -185,13 +186,17 @@ function join(name) {
     renderPeople();
     renderTyping();
   }, 1000);
-  addEventListener("pagehide", () => {
+  const leave = () =>
     fetch("/demo/publish", {
       method: "POST",
       keepalive: true,
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ channel: PRESENCE, data: { type: "leave", from: me, at: Date.now() } }),
     });
+  addEventListener("pagehide", leave);
+  $("leave").addEventListener("click", () => {
+    sessionStorage.removeItem("cometbus-chat-name");
+    location.reload(); // pagehide says goodbye
   });
   $("composer").addEventListener("submit", (e) => send(e).catch((err) => alert(err.message)));
   $("text").addEventListener("input", sayTyping);
