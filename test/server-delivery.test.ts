@@ -64,3 +64,32 @@ describe.each(TRANSPORTS)("%s delivers 3 channels × 100 messages", (transport) 
     expectExact(f.messages);
   });
 });
+
+describe("switching transports with positions", () => {
+  it("a client that hops through every transport, carrying its positions, gets each message once", async () => {
+    server = await startServer({ longPollTimeout: 2000 });
+    const s = server;
+    const positions = Object.fromEntries(CHANNELS.map((ch) => [ch, 0]));
+    const received: Message[] = [];
+    let next = 0;
+    const publishSome = async (n: number) => {
+      for (let k = 0; k < n; k++, next++) for (const ch of CHANNELS) await s.bus.publish(ch, payload(ch, next));
+    };
+    await publishSome(10);
+    for (const transport of [...TRANSPORTS, ...TRANSPORTS]) {
+      const target = next;
+      const f = await follow(transport, s.base, `hop-${transport}`, positions, (x) => CHANNELS.every((ch) => x.positions[ch] === target));
+      received.push(...f.messages);
+      Object.assign(positions, f.positions);
+      await publishSome(10); // published while the client is between transports
+    }
+    const f = await follow("websocket", s.base, "hop-last", positions, (x) => CHANNELS.every((ch) => x.positions[ch] === next));
+    received.push(...f.messages);
+    expect(next).toBe(PER_CHANNEL + 10);
+    for (const ch of CHANNELS) {
+      const got = received.filter((m) => m.channel === ch);
+      expect(got.map((m) => m.message_id)).toEqual(Array.from({ length: next }, (_, i) => i + 1));
+      expect(got.map((m) => m.data)).toEqual(Array.from({ length: next }, (_, i) => payload(ch, i)));
+    }
+  });
+});
