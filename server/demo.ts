@@ -21,17 +21,20 @@ export const DEMO_USER_COOKIE = "demo_user";
 /** A burst from the comparison page is one request; more than this is a mistake, not a demo. */
 const MAX_BURST = 1000;
 
-/** What `POST /demo/drop?kind=` can break, and the endpoint whose connections carry that kind. */
-const DROPPABLE: Record<string, { kinds: TransportKind[]; endpoint: string }> = {
-  websocket: { kinds: ["websocket"], endpoint: "ws" },
-  sse: { kinds: ["sse"], endpoint: "sse" },
-  chunked: { kinds: ["chunked"], endpoint: "poll" },
-  "long-poll": { kinds: ["long-poll"], endpoint: "poll" },
-  /** Every open stream: SSE and chunked long-polls. */
-  streams: { kinds: ["sse", "chunked"], endpoint: "" },
+/** What `POST /demo/drop?kind=` can break: subscribers of these kinds. */
+const DROPPABLE: Record<string, TransportKind[]> = {
+  websocket: ["websocket"],
+  sse: ["sse"],
+  chunked: ["chunked"],
+  "long-poll": ["long-poll"],
+  /** Every open stream. */
+  streams: ["sse", "chunked"],
   /** Every held poll, chunked or not. */
-  polls: { kinds: ["long-poll", "chunked"], endpoint: "" },
+  polls: ["long-poll", "chunked"],
 };
+
+/** The last path segment of the requests that carry each kind of subscriber. */
+const ENDPOINT: Partial<Record<TransportKind, string>> = { websocket: "ws", sse: "sse", chunked: "poll", "long-poll": "poll" };
 
 /**
  * The demo server of `npm start`: the bus at its base, the pages of `demos/` at `/`, and routes open
@@ -89,9 +92,9 @@ export function demoApp(bus: MessageBus): Hono {
 
   app.post("/demo/drop", (c) => {
     const kind = c.req.query("kind") ?? "";
-    const what = DROPPABLE[kind];
-    if (!what) return c.json({ error: `kind must be one of ${Object.keys(DROPPABLE).join(", ")}` }, 400);
-    return c.json({ kind, dropped: connections.drop(bus, what.kinds) });
+    const kinds = DROPPABLE[kind];
+    if (!kinds) return c.json({ error: `kind must be one of ${Object.keys(DROPPABLE).join(", ")}` }, 400);
+    return c.json({ kind, dropped: connections.drop(bus, kinds) });
   });
 
   app.post("/demo/reset", async (c) => {
@@ -138,19 +141,18 @@ class Connections {
 
   /** Destroys the sockets of every subscriber of these kinds; returns how many. */
   drop(bus: MessageBus, kinds: TransportKind[]): number {
-    const wanted = new Map<string, Set<TransportKind>>();
+    // client id → the endpoints its subscribers of these kinds are held on
+    const wanted = new Map<string, Set<string>>();
     for (const s of bus.hub.subscribers) {
-      if (!kinds.includes(s.kind)) continue;
+      const endpoint = kinds.includes(s.kind) ? ENDPOINT[s.kind] : undefined;
+      if (!endpoint) continue;
       let set = wanted.get(s.who.clientId);
       if (!set) wanted.set(s.who.clientId, (set = new Set()));
-      set.add(s.kind);
+      set.add(endpoint);
     }
     let dropped = 0;
     for (const [socket, { clientId, endpoint }] of this.active) {
-      const held = wanted.get(clientId);
-      if (!held) continue;
-      const match = [...held].some((k) => DROPPABLE[k].endpoint === endpoint);
-      if (!match) continue;
+      if (!wanted.get(clientId)?.has(endpoint)) continue;
       this.active.delete(socket);
       socket.destroy();
       dropped++;
