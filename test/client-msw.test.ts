@@ -53,7 +53,11 @@ class FakeBus {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private enders = new Set<() => void>();
   /** Every request by kind, with the subscription it carried. */
-  readonly requests: { kind: Kind; body: Body }[] = [];
+  readonly requests: { kind: Kind; body: Body; headers?: Headers }[] = [];
+  /** WebSocket connection `n` (from 1) is closed with `code` instead of answering its subscription. */
+  wsRefuse?: (n: number) => number | null;
+  /** WebSocket connection `n` is closed with `code` when its `after`-th live message is due. */
+  wsCut?: { connection: number; after: number; code: number };
   /** What happened, in order, for tests about ordering ("websocket", "answered long-poll", …). */
   readonly marks: string[] = [];
   holdMs = 400;
@@ -264,7 +268,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
       const body = (await request.json()) as Body;
       const dlp = new URL(request.url).search.includes("dlp=t");
       const kind: Kind = dlp ? "poll" : request.headers.get("dont-chunk") ? "long-poll" : "chunked";
-      fake.requests.push({ kind, body });
+      fake.requests.push({ kind, body, headers: request.headers });
       const o = await override(kind, fake, fake.count(kind), body);
       if (o === "silent") return silent();
       if (o) return o;
@@ -272,7 +276,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
     }),
     http.post(`${fake.base}/:clientId/sse`, async ({ request }) => {
       const body = (await request.json()) as Body;
-      fake.requests.push({ kind: "sse", body });
+      fake.requests.push({ kind: "sse", body, headers: request.headers });
       const o = await override("sse", fake, fake.count("sse"), body);
       if (o === "silent") return new HttpResponse(fake.stream(() => {}), { headers: { "content-type": "text/event-stream" } });
       if (o) return o;
@@ -286,25 +290,34 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
     link.addEventListener("connection", ({ client }) => {
       fake.requests.push({ kind: "websocket", body: {} });
       fake.marks.push("websocket");
+      const connection = fake.count("websocket");
+      let live = 0;
       if (wsMode === "silent") return;
       client.send(JSON.stringify([{ global_id: -1, message_id: -1, channel: "/__status", data: { __epoch: fake.epoch } }]));
       const stops: (() => void)[] = [];
+      let open = true;
       client.addEventListener("message", (ev) => {
         const frame = JSON.parse(String(ev.data)) as { subscribe?: Body };
         if (!frame.subscribe) return;
+        const refuse = fake.wsRefuse?.(connection);
+        if (refuse) return client.close(refuse, "channel refused");
         const answer = JSON.stringify(fake.answer(frame.subscribe));
         client.send(answer);
         if (wsMode === "replay") client.send(answer);
         stops.push(
           fake.follow(frame.subscribe, (m) => {
-            if (fake.muted.has("websocket")) return;
+            if (fake.muted.has("websocket") || !open) return;
+            const cut = fake.wsCut;
+            if (cut && cut.connection === connection && ++live === cut.after) {
+              open = false;
+              return client.close(cut.code, "cut by the test");
+            }
             client.send(JSON.stringify([m]));
             // A replaying server sends every live message twice, the second time with its predecessor.
             if (wsMode === "replay" && m.message_id > 1) client.send(JSON.stringify(fake.answer({ [m.channel]: m.message_id - 2 })));
           }),
         );
       });
-      let open = true;
       fake.every(() => {
         if (open && !fake.muted.has("websocket")) client.send("[]");
       });
@@ -540,6 +553,48 @@ describe("error bursts", () => {
     // The third request waited the second the server asked for (less a little clock granularity);
     // without Retry-After it would have come after callbackInterval (30 ms).
     expect(asked[2] - asked[1]).toBeGreaterThanOrEqual(950);
+  });
+});
+
+describe("WebSocket close codes", () => {
+  it("1008 (a refused subscription) falls back and does not retry hot, however short retryTransportInterval is", async () => {
+    const fake = await setup();
+    fake.wsRefuse = () => 1008;
+    await publish(fake, 0, 10);
+    const f = start(fake, { transports: ["websocket", "sse"], retryTransportInterval: 20 });
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await publish(fake, 10, 20);
+    await expectExact(f, 30);
+    // Ten retry intervals later: still the one attempt (it rests maxPollInterval).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fake.count("websocket")).toBe(1);
+    expect(f.seen).toEqual(["websocket", "sse"]);
+  });
+
+  it("1013 (too slow) reconnects the WebSocket at once and resumes from the positions held", async () => {
+    const fake = await setup();
+    fake.wsCut = { connection: 1, after: 15, code: 1013 };
+    await publish(fake, 0, 5);
+    const f = start(fake, { transports: ["websocket", "sse"] });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await publish(fake, 5, 25);
+    await expectExact(f, 30);
+    expect(fake.count("websocket")).toBe(2);
+    expect(f.seen).toEqual(["websocket"]);
+  });
+});
+
+describe("headers", () => {
+  it("the app's headers go with every HTTP request (long-poll and SSE)", async () => {
+    const fake = await setup();
+    await publish(fake, 0, 3);
+    const f = start(fake, { transports: ["sse", "long-poll"], headers: { "X-App": "cometbus-test" } });
+    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await expectExact(f, 3);
+    const http = fake.requests.filter((r) => r.headers);
+    expect([...new Set(http.map((r) => r.kind))].sort()).toEqual(["long-poll", "sse"]);
+    expect(http.map((r) => r.headers!.get("x-app"))).toEqual(http.map(() => "cometbus-test"));
+    expect(http.map((r) => r.headers!.get("content-type"))).toEqual(http.map(() => "application/json"));
   });
 });
 
