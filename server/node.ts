@@ -48,7 +48,12 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
           server.closeIdleConnections();
           spare.closeAll();
         }, 10);
-        const cut = setTimeout(() => server.closeAllConnections(), 1000);
+        const cut = setTimeout(() => {
+          server.closeAllConnections();
+          // Upgraded sockets are not the HTTP server's to close: a WebSocket client that never
+          // answers the close frame held close() for ws's 30 s closing timeout.
+          spare.destroyAll();
+        }, 1000);
         server.close(() => {
           clearInterval(idle);
           clearTimeout(cut);
@@ -64,7 +69,7 @@ export async function listen(bus: MessageBus, port: number, hostname: string, ap
  * connection that never sent a request as busy, so close() waited its whole grace period for them.
  * WebSockets are busy too: they finish their own closing handshake.
  */
-function spareSockets(server: Server): { closeAll(): void } {
+function spareSockets(server: Server): { closeAll(): void; destroyAll(): void } {
   const sockets = new Set<Socket>();
   const busy = new WeakSet<Duplex>();
   server.on("connection", (socket: Socket) => {
@@ -79,6 +84,9 @@ function spareSockets(server: Server): { closeAll(): void } {
   return {
     closeAll() {
       for (const s of sockets) if (!busy.has(s)) s.destroy();
+    },
+    destroyAll() {
+      for (const s of sockets) s.destroy();
     },
   };
 }
