@@ -230,3 +230,22 @@ describe("a slow SSE consumer", () => {
     );
   });
 });
+
+describe("shutdown with an unresponsive WebSocket", () => {
+  it("close() does not wait for a client that never answers the close frame", async () => {
+    server = await startServer();
+    const ws = new WsClient(wsUrl(server.base, "frozen"));
+    try {
+      await ws.opened;
+      await ws.until(() => ws.frames.length >= 1);
+      (ws.ws as unknown as { _socket: import("node:net").Socket })._socket.pause();
+      const closing = server.close();
+      server = undefined;
+      // ws's own closing timeout is 30 s; the suite's 10 s limit on this test catches a regression.
+      await closing;
+      expect(server).toBeUndefined();
+    } finally {
+      ws.close();
+    }
+  }, 10_000);
+});
