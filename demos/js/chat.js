@@ -205,14 +205,13 @@ function join(name) {
 
 if (typeof window.MessageBus !== "function") {
   $("join").replaceChildren("The browser client is missing: run `npm run build`, then reload.");
+} else {
+  $("join").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = cleanName($("name").value);
+    if (name) join(name);
+  });
+  const saved = sessionStorage.getItem("cometbus-chat-name");
+  if (saved) join(saved);
+  else $("name").focus();
 }
-
-$("join").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const name = cleanName($("name").value);
-  if (name) join(name);
-});
-
-const saved = sessionStorage.getItem("cometbus-chat-name");
-if (saved) join(saved);
-else $("name").focus();
