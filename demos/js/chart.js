@@ -28,9 +28,7 @@ export function drawLatencyChart(canvas, latencies, color) {
     return h - pad - t * (h - 2 * pad);
   };
 
-  ctx.font = `${9 * dpr}px system-ui, sans-serif`;
-  ctx.textBaseline = "middle";
-  for (const [ms, label] of GRID) {
+  for (const [ms] of GRID) {
     const gy = Math.round(y(ms)) + 0.5;
     ctx.strokeStyle = "#e8ebf2";
     ctx.lineWidth = 1;
@@ -38,12 +36,24 @@ export function drawLatencyChart(canvas, latencies, color) {
     ctx.moveTo(0, gy);
     ctx.lineTo(w, gy);
     ctx.stroke();
-    ctx.fillStyle = "#a0a7b7";
-    ctx.fillText(label, 3 * dpr, gy - 5 * dpr);
   }
 
   const recent = latencies.slice(-POINTS);
-  if (!recent.length) return;
+  if (recent.length) drawPoints(ctx, recent, { w, h, pad, y, color, dpr });
+
+  // Labels last, on a veil, so the line never hides them.
+  ctx.font = `${9 * dpr}px system-ui, sans-serif`;
+  ctx.textBaseline = "middle";
+  for (const [ms, label] of GRID) {
+    const ly = Math.round(y(ms)) - 5 * dpr;
+    ctx.fillStyle = "rgba(250, 251, 253, 0.8)";
+    ctx.fillRect(2 * dpr, ly - 5 * dpr, ctx.measureText(label).width + 2 * dpr, 10 * dpr);
+    ctx.fillStyle = "#a0a7b7";
+    ctx.fillText(label, 3 * dpr, ly);
+  }
+}
+
+function drawPoints(ctx, recent, { w, h, pad, y, color, dpr }) {
   const step = (w - 2 * pad) / Math.max(1, POINTS - 1);
   const x0 = pad + (POINTS - recent.length) * step;
 
