@@ -105,7 +105,9 @@ function overflow(page: Page): Promise<{ sideways: boolean; clipped: string[] }>
 }
 
 async function shoot(page: Page, name: string): Promise<void> {
-  if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+  if (!SCREENSHOTS) return;
+  await page.waitForTimeout(600); // let the last count's flash fade
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
 }
 
 /** The newest line of the page's event log. */
