@@ -56,6 +56,26 @@ const RUN_CHAOS = !ONLY.length || ONLY.includes("chaos");
 
 const perChannel = (total: number) => Object.fromEntries(CHANNELS.map((ch, i) => [ch, Math.floor((total - i - 1) / CHANNELS.length) + 1]));
 
+/**
+ * Scenarios at once. All of them together starve 2 cores (pages took 10+ s to load beside another
+ * browser suite), which would make the 5 s bound measure the machine, not the client.
+ */
+const PARALLEL = Number(process.env.PROXY_PARALLEL ?? 4);
+
+/** Runs the jobs with at most `n` at a time; results in the jobs' order. */
+async function limited<T>(jobs: (() => Promise<T>)[], n: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const k = next++;
+      results[k] = await jobs[k]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, jobs.length) }, worker));
+  return results;
+}
+
 const cleanups: (() => Promise<unknown>)[] = [];
 function onCleanup(fn: () => Promise<unknown>): void {
   cleanups.push(fn);
@@ -162,7 +182,8 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
   }
 
   it("delivers every message exactly once, in order, on a sensible transport", async () => {
-    const runs = await Promise.all([...RUN.map((s) => behindNginx(s)), ...(RUN_CHAOS ? [behindChaos()] : [])]);
+    const jobs = [...(RUN_CHAOS ? [() => behindChaos()] : []), ...RUN.map((s) => () => behindNginx(s))];
+    const runs = await limited(jobs, PARALLEL);
     const byConfig = new Map(runs.map((r) => [r.row.config.startsWith("chaos") ? "chaos" : r.row.config, r]));
     console.log("\n" + table(runs.map((r) => r.row)) + "\n");
     for (const r of runs) {
@@ -215,5 +236,5 @@ describe.runIf(enabled)("the default client behind hostile proxies, in Chromium"
       expect(["long-poll", "poll"], c).toContain(byConfig.get(c)!.row.transport);
       expect(byConfig.get(c)!.row.server, c).not.toMatch(/sse|chunked|websocket/);
     }
-  }, 200_000);
+  }, 230_000);
 });
