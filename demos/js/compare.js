@@ -143,7 +143,7 @@ async function main() {
   for (const p of panes) p.start();
   for (const p of panes) p.render();
   window.addEventListener("resize", () => panes.forEach((p) => p.redrawChart()));
-  // For the curious (and the browser test): the panes' state.
+  // For the curious, from the console: the panes and their tallies.
   window.demo = { panes, published: () => published };
   log(`Subscribed five clients to ${CHANNEL} from id ${startId}`);
 }
