@@ -1,6 +1,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest } from "../server/backend.js";
+import { PublishBatcher } from "../server/backends/postgres-batch.js";
 import { parsePostgresUrl, PostgresBackend } from "../server/backends/postgres.js";
 import { MessageBus } from "../server/index.js";
 import { hasPostgres, POSTGRES_URL, Recorder, uniqueName } from "./helpers/backends.js";
@@ -48,6 +49,28 @@ describe("PostgreSQL backend URL", () => {
     const port = await freePort();
     const b = new PostgresBackend({ url: `postgres://postgres@127.0.0.1:${port}/test`, onError: () => {} });
     await expect(b.start(new Recorder())).rejects.toThrow(/^cometbus: cannot start on PostgreSQL \(schema "cometbus"\): .*ECONNREFUSED/);
+  });
+});
+
+describe("PostgreSQL group commit", () => {
+  it("sends what queued during a batch as the next batch, in order; a failed batch fails each of its appends", async () => {
+    const batches: string[][] = [];
+    let release!: () => void;
+    const b = new PublishBatcher(async (batch) => {
+      batches.push(batch.map((r) => r.data as string));
+      if (batches.length === 1) await new Promise<void>((r) => (release = r));
+      if (batch.some((r) => r.data === "boom")) throw new Error("store down");
+      return batch.map((r, i) => ({ epoch: "e", globalId: batches.length * 10 + i, messageId: i + 1 }));
+    }, 3);
+    const first = b.add(req("/g", "a"));
+    const queued = ["b", "c", "d", "boom", "e"].map((x) => b.add(req("/g", x)).then((r) => r.globalId, (e: Error) => e.message));
+    release();
+    expect(await first).toEqual({ epoch: "e", globalId: 10, messageId: 1 });
+    // At most 3 per batch: b c d together, then boom e together, failing together.
+    expect(await Promise.all(queued)).toEqual([20, 21, 22, "store down", "store down"]);
+    expect(batches).toEqual([["a"], ["b", "c", "d"], ["boom", "e"]]);
+    // Nothing stuck: the next append goes out on its own.
+    expect((await b.add(req("/g", "f"))).globalId).toBe(40);
   });
 });
 
