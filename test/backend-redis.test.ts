@@ -4,11 +4,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest } from "../server/backend.js";
 import { RedisBackend } from "../server/backends/redis.js";
 import { MessageBus } from "../server/index.js";
-import { hasRedis, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";
+import { hasRedis, hasRedisServer, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";
 import { freePort, waitUntil } from "./helpers/cluster.js";
 
 /** What only the Redis backend has: a store that can lose everything, URLs with a prefix. */
-const run = await hasRedis();
+const run = (await hasRedis()) && hasRedisServer();
 
 const req = (channel: string, data: unknown): AppendRequest => ({
   channel,

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
-import { hasRedis, listening, REDIS_URL, uniqueName } from "./helpers/backends.js";
+import { hasRedis, hasRedisServer, listening, REDIS_URL, uniqueName } from "./helpers/backends.js";
 import { type Ack, allDelivered, Cluster, deliveryProblems, freePort, type Received, waitUntil } from "./helpers/cluster.js";
 
 /** Three `cometbus serve` processes on one Redis (DESIGN §3 scale-out). */
-const run = await hasRedis();
+const run = (await hasRedis()) && hasRedisServer();
 
 let cluster: Cluster | undefined;
 let privateRedis: { child: ChildProcess; dir: string } | undefined;

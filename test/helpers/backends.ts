@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { connect } from "node:net";
 import { randomBytes } from "node:crypto";
 import type { Backend, BackendEvents, StoredMessage } from "../../server/backend.js";
@@ -25,6 +26,9 @@ export function listening(port: number, host = "127.0.0.1"): Promise<boolean> {
 
 export const hasRedis = async () =>
   requireService("Redis", await listening(6379), "apt-get install redis-server; redis-server on 127.0.0.1:6379");
+/** Outage tests start private Redis servers they can kill. */
+export const hasRedisServer = () =>
+  requireService("redis-server", spawnSync("redis-server", ["--version"]).status === 0, "apt-get install redis-server");
 export const hasPostgres = async () =>
   requireService("PostgreSQL", await listening(5432), "apt-get install postgresql; database `test` on 127.0.0.1:5432, user postgres");
 
