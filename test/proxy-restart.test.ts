@@ -43,13 +43,15 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
   let browser: Browser;
   let first: PageServer | undefined;
   let second: PageServer | undefined;
-  let nginx: Nginx | undefined;
+  let friendly: Nginx | undefined;
+  let hostile: Nginx | undefined;
 
   beforeAll(async () => {
     browser = await launchChromium();
   });
   afterAll(async () => {
-    await nginx?.stop();
+    await friendly?.stop();
+    await hostile?.stop();
     await first?.close();
     await second?.close();
     await browser?.close();
@@ -58,9 +60,11 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
   it("clients notice the new epoch, reset each channel once, and get every later message", async () => {
     first = await startPageServer(CHANNELS);
     const port = first.port;
-    nginx = await startNginx("friendly", port);
+    friendly = await startNginx("friendly", port);
+    hostile = await startNginx("all", port);
+    const where = ["direct", "through the friendly nginx", "through the all-hostile nginx"];
     const pages = await Promise.all(
-      [first.url, nginx.url].map(async (url) => {
+      [first.url, friendly.url, hostile.url].map(async (url) => {
         const page = await (await browser.newContext()).newPage();
         await page.goto(url + "/");
         return page;
@@ -81,25 +85,25 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
 
     const ids = Array.from({ length: PER_CHANNEL }, (_, k) => k + 1);
     for (const [n, page] of pages.entries()) {
-      const where = n === 0 ? "direct" : "through nginx";
-      let rec = await until(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${where})`);
+      const via = where[n];
+      let rec = await until(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${via})`);
       // A grace period for a late duplicate or a second reset (safety margin, not a measurement).
       await new Promise((r) => setTimeout(r, 1000));
       rec = await readRecord(page);
-      expect(rec.errors, where).toEqual([]);
-      expect(rec.resets.map((r) => r.ch).sort(), where).toEqual([...CHANNELS].sort());
+      expect(rec.errors, via).toEqual([]);
+      expect(rec.resets.map((r) => r.ch).sort(), via).toEqual([...CHANNELS].sort());
       for (const ch of CHANNELS) {
-        expect(ofRun(rec, 1, ch).map((r) => r.m), `${where} ${ch} before`).toEqual(ids);
+        expect(ofRun(rec, 1, ch).map((r) => r.m), `${via} ${ch} before`).toEqual(ids);
         const after = ofRun(rec, 2, ch);
-        expect(after.map((r) => r.m), `${where} ${ch} after`).toEqual(ids);
-        expect(after.map((r) => r.data.i), `${where} ${ch} payloads`).toEqual(ids);
+        expect(after.map((r) => r.m), `${via} ${ch} after`).toEqual(ids);
+        expect(after.map((r) => r.data.i), `${via} ${ch} payloads`).toEqual(ids);
         // The reset came before anything of the new epoch on that channel.
         const reset = rec.resets.find((r) => r.ch === ch)!;
-        expect(reset.seq, `${where} ${ch}: onReset before the new epoch's messages`).toBeLessThan(after[0].seq);
-        expect(reset.seq, `${where} ${ch}: onReset after the old epoch's messages`).toBeGreaterThan(ofRun(rec, 1, ch).at(-1)!.seq);
+        expect(reset.seq, `${via} ${ch}: onReset before the new epoch's messages`).toBeLessThan(after[0].seq);
+        expect(reset.seq, `${via} ${ch}: onReset after the old epoch's messages`).toBeGreaterThan(ofRun(rec, 1, ch).at(-1)!.seq);
       }
-      expect(rec.received.length, where).toBe(2 * CHANNELS.length * PER_CHANNEL);
-      console.log(`restart (${where}): transports ${rec.transports.map((t) => t.name).join(" → ")}; final ${rec.transport}`);
+      expect(rec.received.length, via).toBe(2 * CHANNELS.length * PER_CHANNEL);
+      console.log(`restart (${via}): transports ${rec.transports.map((t) => t.name).join(" → ")}; final ${rec.transport}`);
       await page.context().close();
     }
   }, 90_000);
