@@ -90,6 +90,8 @@ export class GlobalFeed {
         try {
           page = await this.read(this.lastGlobalId);
         } catch (e) {
+          // A read cut short by close() is no news.
+          if (this.closed) return;
           this.onError(e);
           this.retryLater();
           return;
