@@ -71,7 +71,13 @@ export class RedisBackend implements Backend {
         this.lastError = e;
         this.report(e);
       });
-      r.on("ready", () => this.report(null));
+      // Back only when both are: a read on the one still reconnecting would fail and say "down" again.
+      r.on("ready", () => {
+        if (this.commands.status !== "ready" || this.listener.status !== "ready") return;
+        this.report(null);
+        // After a reconnect, whatever was published meanwhile is read from the backlog.
+        this.feed?.poke();
+      });
     }
   }
 
@@ -96,8 +102,6 @@ export class RedisBackend implements Backend {
     this.listener.on("message", (channel: string, payload: string) => {
       if (channel === this.notifyChannel) feed.notify(payload);
     });
-    // After a reconnect, whatever was published meanwhile is read from the backlog.
-    this.listener.on("ready", () => feed.poke());
     await this.listener.subscribe(this.notifyChannel);
     // Subscribed first, then reading where the store stands: whatever is published in between is
     // read by the poke below, nothing earlier is delivered.
