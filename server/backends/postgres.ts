@@ -268,6 +268,8 @@ export class PostgresBackend implements Backend {
        WHERE m.id = 1`,
       [after, this.pageSize],
     );
+    // Reads succeed and LISTEN is up: whatever went wrong (a pooled connection cut, say) is over.
+    if (this.listener) this.report(null);
     const first = r.rows[0];
     const messages = first.global_id === null ? [] : r.rows.map(decodeRow);
     return { epoch: first.epoch, lastGlobalId: Number(first.last), messages };
