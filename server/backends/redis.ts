@@ -205,6 +205,8 @@ export class RedisBackend implements Backend {
       [this.keys.epoch, this.keys.gid, this.keys.global],
       [String(after), String(this.pageSize), randomEpoch()],
     );
+    // Reads succeed and notifications flow: whatever went wrong is over (the next outage is reported).
+    if (this.listener.status === "ready") this.report(null);
     return { epoch, lastGlobalId, messages: entries.map(decodeEntry) };
   }
 
