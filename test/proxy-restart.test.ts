@@ -77,6 +77,7 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
     await first.close();
     first = undefined;
     second = await startPageServer(CHANNELS, port);
+    const restartedAt = Date.now();
     // Some published before the clients are back (they come from the new epoch's backlog)...
     await publish(second, 2, 1, PER_CHANNEL / 2);
     for (const page of pages) await until(page, (rec) => rec.resets.length >= CHANNELS.length, "onReset on every channel");
@@ -103,7 +104,8 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
         expect(reset.seq, `${via} ${ch}: onReset after the old epoch's messages`).toBeGreaterThan(ofRun(rec, 1, ch).at(-1)!.seq);
       }
       expect(rec.received.length, via).toBe(2 * CHANNELS.length * PER_CHANNEL);
-      console.log(`restart (${via}): transports ${rec.transports.map((t) => t.name).join(" → ")}; final ${rec.transport}`);
+      const back = Math.min(...rec.resets.map((r) => r.at)) - restartedAt;
+      console.log(`restart (${via}): onReset ${back} ms after the new server listened; transports ${rec.transports.map((t) => t.name).join(" → ")}; final ${rec.transport}`);
       await page.context().close();
     }
   }, 90_000);
