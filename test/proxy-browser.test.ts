@@ -3,7 +3,10 @@
  * hostile nginx config, and behind the chaos proxy. Every message exactly once and in order, the
  * first one early, a sensible transport at the end; a table per config is printed.
  *
- * All scenarios run at once (one page each) to stay inside the suite's time budget.
+ * Scenarios run four at a time (one page each): inside the suite's time budget without starving
+ * the machine. A few extra scenarios force client or server settings to cover the paths the default
+ * client no longer takes (message_bus's chunked long-poll, plain long-polls cut by the proxy) and the
+ * README's advice for short timeouts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
