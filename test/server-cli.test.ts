@@ -45,7 +45,14 @@ describe("cometbus serve", () => {
     expect(Number(m![1])).toBeGreaterThan(0);
 
     const stats0 = await (await fetch(`${s.url}/stats`)).json();
-    expect(stats0).toMatchObject({ backend: "memory", channels: 0, published: 0, delivered: 0 });
+    expect(stats0).toEqual({
+      backend: "memory",
+      epoch: expect.stringMatching(/^\w+$/),
+      channels: 0,
+      subscribers: { poll: 0, "long-poll": 0, chunked: 0, sse: 0, websocket: 0, server: 0 },
+      published: 0,
+      delivered: 0,
+    });
 
     const body = JSON.stringify({ channel: "/cli", data: { hello: "wörld 😀" } });
     const noToken = await fetch(`${s.url}/publish`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
