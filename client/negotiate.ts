@@ -174,8 +174,13 @@ export class Negotiator implements TransportEvents {
     const lower = list.slice(list.indexOf(t.name) + 1).find((n) => !this.resting(n));
     if (lower) {
       this.activate(lower);
+    } else if (since !== undefined && retryAfterMs === undefined) {
+      // Nothing to fall back to, and this connection was working until it was cut (a server
+      // restart, a proxy's timeout, a dropped socket): resume at once from the positions held,
+      // doubling from minPollInterval only if it keeps being cut (DESIGN §4).
+      t.retry(doublingBackoff(strikes, o.minPollInterval, o.maxPollInterval));
     } else {
-      // Nothing to fall back to: this one tries again once rested.
+      // Nothing to fall back to, and it never worked: try again once rested.
       t.retry(rest);
     }
     this.consider();

@@ -584,6 +584,21 @@ describe("WebSocket close codes", () => {
   });
 });
 
+describe("a working connection cut, with nothing to fall back to", () => {
+  it("a forced WebSocket closed by the server (1001) reconnects at once, not after retryTransportInterval", async () => {
+    const fake = await setup();
+    fake.wsCut = { connection: 1, after: 15, code: 1001 };
+    await publish(fake, 0, 5);
+    // retryTransportInterval is a minute here: only an immediate resume can finish in time.
+    const f = start(fake, { transports: ["websocket"] });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await publish(fake, 5, 25);
+    await expectExact(f, 30);
+    expect(fake.count("websocket")).toBe(2);
+    expect(f.seen).toEqual(["websocket"]);
+  });
+});
+
 describe("headers", () => {
   it("the app's headers go with every HTTP request (long-poll and SSE)", async () => {
     const fake = await setup();
