@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
-import { chunkedPoll, longPoll, parse, sse } from "./fixtures/clients.js";
+import { chunkedPoll, longPoll, parse, sse, WsClient, wsUrl } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { RacingBackend } from "./fixtures/racing-backend.js";
 import { startServer, type TestServer } from "./helpers/server.js";
@@ -142,5 +142,44 @@ describe("heartbeats while a catch-up is under way", () => {
     expect(comments.slice(1).every((c) => c === "hb")).toBe(true);
     expect(r).not.toBeInstanceOf(Error);
     expect(errors).toEqual([]);
+  });
+});
+
+describe("a reset while a WebSocket adds a channel", () => {
+  it("the channel already live is reset too, and both get the new epoch's messages from id 1", async () => {
+    const s = await start();
+    await s.bus.publish("/live", "old-live-1");
+    await s.bus.publish("/added", "old-added-1");
+    const oldEpoch = s.bus.backend.epoch;
+    const ws = new WsClient(wsUrl(s.base, "adder"));
+    try {
+      await ws.opened;
+      ws.send({ subscribe: { "/live": 1 } });
+      await ws.until(() => ws.frames.length >= 2);
+      backend.at = "snapshot";
+      backend.race = async () => {
+        await s.bus.reset();
+        await s.bus.publish("/live", "new-live-1");
+        await s.bus.publish("/added", "new-added-1");
+      };
+      // Positions carry their epoch (as cometbus clients send it): a bare 1 would be taken for the
+      // new epoch's message 1, message_bus's ambiguity.
+      ws.send({ subscribe: { "/added": 1, __epoch: oldEpoch } });
+      await ws.until(() => ["new-live-1", "new-added-1"].every((d) => ws.messages().some((m) => m.data === d)));
+      await s.bus.publish("/live", "new-live-2");
+      await ws.until(() => ws.messages().some((m) => m.data === "new-live-2"));
+      // Order is per channel (the added channel's catch-up may come before the live one's replay).
+      const of = (ch: string) => ws.messages().filter((m) => m.channel === ch).map((m) => [m.message_id, m.data]);
+      expect(of("/live")).toEqual([
+        [1, "new-live-1"],
+        [2, "new-live-2"],
+      ]);
+      expect(of("/added")).toEqual([[1, "new-added-1"]]);
+      const resets = ws.messages().filter((m) => m.channel === "/__status" && Array.isArray((m.data as { __reset?: unknown }).__reset));
+      expect(resets.some((m) => (m.data as { __reset: string[] }).__reset.includes("/live"))).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      ws.close();
+    }
   });
 });
