@@ -32,7 +32,8 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const port = Number(values.port ?? process.env.PORT ?? 3000);
+  // An empty PORT (set but blank, as CI templates leave it) means the default, not port 0.
+  const port = Number(values.port ?? (process.env.PORT || 3000));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad --port: ${values.port}`);
   const bus = new MessageBus({
     backend: values.backend,
