@@ -21,8 +21,10 @@ const req = (channel: string, data: unknown): AppendRequest => ({
 
 const opened: PostgresBackend[] = [];
 afterEach(async () => {
-  if (opened[0]) await opened[0].destroy().catch(() => {});
-  await Promise.all(opened.splice(0).map((b) => b.close()));
+  const [first, ...peers] = opened.splice(0);
+  await Promise.all(peers.map((b) => b.close()));
+  if (first) await first.destroy().catch(() => {});
+  await first?.close();
 });
 
 async function admin(sql: string): Promise<pg.QueryResult> {

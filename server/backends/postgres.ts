@@ -181,6 +181,7 @@ export class PostgresBackend implements Backend {
 
   /** Drops the schema and everything in it (tests, uninstall). */
   async destroy(): Promise<void> {
+    this.feed?.close();
     await this.pool.query(`DROP SCHEMA IF EXISTS ${this.S} CASCADE`);
   }
 

@@ -181,8 +181,12 @@ export class RedisBackend implements Backend {
     this.feed?.switchEpoch(epoch);
   }
 
-  /** Deletes every key under the prefix (tests, uninstall). */
+  /**
+   * Deletes every key under the prefix (tests, uninstall). This backend stops reading first, or its
+   * next read would create a fresh epoch key; close other processes on the prefix before.
+   */
   async destroy(): Promise<void> {
+    this.feed?.close();
     if (this.commands.status === "wait") await this.commands.connect();
     let cursor = "0";
     do {

@@ -122,8 +122,10 @@ function sharedStore<B extends Backend & { destroy(): Promise<void> }>(kind: str
       return { backend, events };
     },
     async dispose() {
+      // Peers first: a peer still reading would recreate the epoch key the destroy removed.
+      await Promise.all(opened.slice(1).map((b) => b.close()));
       if (opened[0]) await opened[0].destroy().catch(() => {});
-      await Promise.all(opened.map((b) => b.close()));
+      await opened[0]?.close();
     },
   };
 }
