@@ -18,6 +18,7 @@ const COLUMNS = {
     ["µs/delivery", "cpuUsPerDelivery"],
     ["peak RSS MB", "peakRssMB"],
     ["gen CPU s", "generatorCpuS"],
+    ["load", "load1"],
   ],
   idle: [
     ["target", "target"],
