@@ -182,10 +182,10 @@ describe.runIf(run)("Redis backend", () => {
       expect(got).toEqual([{ hi: 1 }]);
       expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
     } finally {
+      await bus.close();
       const cleanup = new RedisBackend({ url: REDIS_URL, prefix });
       await cleanup.destroy();
       await cleanup.close();
-      await bus.close();
     }
   });
 });
