@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { header } from "./header.js";
 
 /**
  * Hono's bodyLimit, minus its cost on the hot path: it touches `c.req.raw.body`, which on Node builds
@@ -9,7 +10,7 @@ import { bodyLimit } from "hono/body-limit";
 export function cheapBodyLimit(maxSize: number, onError: (c: Context) => Response | Promise<Response>): MiddlewareHandler {
   const counted = bodyLimit({ maxSize, onError });
   return async (c, next) => {
-    if (c.req.header("transfer-encoding") !== undefined) return counted(c, next);
-    return Number(c.req.header("content-length") ?? 0) > maxSize ? onError(c) : next();
+    if (header(c, "transfer-encoding") !== undefined) return counted(c, next);
+    return Number(header(c, "content-length") ?? 0) > maxSize ? onError(c) : next();
   };
 }

@@ -3,6 +3,7 @@ import { checkClientId } from "../src/channel.js";
 import { ProtocolError } from "../src/errors.js";
 import { parseSubscription, type Subscription } from "../src/subscription.js";
 import type { MessageBus } from "./bus.js";
+import { header } from "./header.js";
 import type { Identity } from "./identity.js";
 
 /**
@@ -18,7 +19,7 @@ export async function readSubscribe(bus: MessageBus, c: Context): Promise<{ sub:
     sub = parseSubscription(new URL(c.req.url).searchParams, { lenient: true, limits });
   } else {
     const text = await c.req.text();
-    if ((c.req.header("content-type") ?? "").includes("application/json")) {
+    if ((header(c, "content-type") ?? "").includes("application/json")) {
       let body: unknown;
       try {
         body = text ? JSON.parse(text) : {};

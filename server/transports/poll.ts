@@ -7,6 +7,7 @@ import { encodeChunk } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
 import { catchUp, tailStatus } from "../catch-up.js";
 import { onClientGone } from "../client-gone.js";
+import { header } from "../header.js";
 import type { Identity } from "../identity.js";
 import type { Outgoing } from "../outgoing.js";
 import { openSink, type Sink } from "../sink.js";
@@ -94,7 +95,7 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
     return json(batchJson(cu.messages, tailStatus(cu)));
   }
 
-  const chunked = bus.options.chunkedEncoding && !c.req.header("dont-chunk") && isHttp11(c);
+  const chunked = bus.options.chunkedEncoding && !header(c, "dont-chunk") && isHttp11(c);
   const seq = sub.seq ?? 0;
   const previous = bus.longPolls.get(who.clientId);
   if (previous && previous.seq > seq) return json("[]");

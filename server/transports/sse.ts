@@ -4,6 +4,7 @@ import type { Subscription } from "../../src/subscription.js";
 import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
 import { catchUp } from "../catch-up.js";
+import { header } from "../header.js";
 import type { Identity } from "../identity.js";
 import { BatchMemo, type Outgoing } from "../outgoing.js";
 import { SharedBytes } from "../shared-bytes.js";
@@ -97,7 +98,7 @@ class SseSubscriber extends Subscriber {
 export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, who: Identity): Promise<Response> {
   const channels = [...sub.positions.keys()];
   // A browser's EventSource reconnecting: Last-Event-ID holds the epoch and positions of this URL's channels.
-  const resumed = parseSseId(c.req.header("last-event-id"), channels.length);
+  const resumed = parseSseId(header(c, "last-event-id"), channels.length);
   if (resumed) {
     channels.forEach((ch, i) => sub.positions.set(ch, resumed.positions[i]));
     sub.epoch = resumed.epoch;
