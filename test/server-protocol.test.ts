@@ -153,6 +153,23 @@ describe("sites, ages and epochs", () => {
     expect(a).toEqual([msg("/e", 1, "m1"), status({ __epoch: server.bus.backend.epoch })]);
   });
 
+  it("SSE with a Last-Event-ID from another epoch (a restarted server) gets the whole backlog and __reset", async () => {
+    server = await startServer();
+    await server.bus.publish("/x", "m1");
+    await server.bus.publish("/x", "m2");
+    const epoch = server.bus.backend.epoch;
+    const events: SseEvent[] = [];
+    await sse(`${server.base}/restart/sse?/x=-1`, (e) => (events.push(e), events.length >= 3), {
+      headers: { "Last-Event-ID": "oldepoch:7" },
+    });
+    expect(events.map((e) => JSON.parse(e.data))).toEqual([
+      status({ __epoch: epoch, __reset: ["/x"], "/x": 0 }),
+      msg("/x", 1, "m1"),
+      msg("/x", 2, "m2"),
+    ]);
+    expect(events.map((e) => e.id)).toEqual([`${epoch}:0`, `${epoch}:1`, `${epoch}:2`]);
+  });
+
   it("SSE ignores a Last-Event-ID that does not fit the URL and starts from the URL's positions", async () => {
     server = await startServer();
     await server.bus.publish("/x", "m1");
