@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { createParser } from "eventsource-parser";
@@ -311,22 +312,47 @@ export async function publishAll(
       const channel = channels[(i + p) % channels.length];
       const data = { p, i };
       try {
-        const res = await fetch(`${server.url}/publish`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-          body: JSON.stringify({ channel, data }),
-        });
-        const body = (await res.json()) as { global_id: number; message_id: number; error?: string };
+        const res = await postJson(`${server.url}/publish`, token, JSON.stringify({ channel, data }));
+        const body = JSON.parse(res.text) as { global_id: number; message_id: number; error?: string };
         if (res.status === 200) acks.push({ channel, data, global_id: body.global_id, message_id: body.message_id });
         else rejections.push({ status: res.status, error: body.error ?? "" });
       } catch (e) {
-        rejections.push({ status: 0, error: String(e) });
+        const cause = (e as { cause?: unknown }).cause;
+        rejections.push({ status: 0, error: `${e}${cause ? ` (${cause})` : ""}` });
       }
       if (opts.delayMs) await pause(opts.delayMs);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { acks, rejections };
+}
+
+/**
+ * One POST on a connection of its own. Reusing keep-alive connections races the server closing them
+ * when idle (5 s), and on a loaded machine an event loop late by a second loses that race: the
+ * publish fails with "other side closed" though the server never saw it. A fresh connection per
+ * publish cannot hit that, so every failure a test sees is the server's.
+ */
+function postJson(url: string, token: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}`, "Content-Length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** Waits until `ok()` holds, checking every 50 ms; a safety net, never a timing assertion. */
