@@ -23,6 +23,10 @@ export function mountedApp(bus: MessageBus): Hono {
 export async function listen(bus: MessageBus, port: number, hostname: string, app?: Hono): Promise<Listening> {
   const root = app ?? mountedApp(bus);
   const server = createAdaptorServer({ fetch: root.fetch }) as Server;
+  // Node closes an idle keep-alive socket after 5 s, which races with clients (and proxies) that
+  // reuse it just then: their next publish or poll fails with "other side closed". Outlast them.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   attach(bus, server, root);
   const spare = spareSockets(server);
   await new Promise<void>((resolve, reject) => {
