@@ -97,7 +97,9 @@ if ((!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", i
     stdio: ["ignore", "pipe", "inherit"],
     encoding: "utf8",
   });
+  // Its progress lines come first; the Markdown starts at its heading.
   publishMd = r.stdout ?? "";
+  if (publishMd.includes("###")) publishMd = publishMd.slice(publishMd.indexOf("###"));
   process.stdout.write(publishMd);
   results.publish = { exitCode: r.status, json: existsSync(json) ? JSON.parse(readFileSync(json, "utf8")) : null };
 }
@@ -106,7 +108,8 @@ results.minutes = Math.round((Date.now() - started) / 600) / 100;
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
 const md = markdown(results) + (publishMd ? "\n" + publishMd : "");
-const suffix = values.quick ? "-quick" : "";
+// latest.* is the last full run; quick and partial runs (--only, --targets) keep their own.
+const suffix = values.quick ? "-quick" : only || filters ? "-partial" : "";
 writeFileSync(new URL(`./results/${stamp}${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");
 writeFileSync(new URL(`./results/latest${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");
 writeFileSync(new URL(`./results/latest${suffix}.md`, import.meta.url), md);
