@@ -91,7 +91,7 @@ for (const sc of SCENARIOS) {
 let publishMd = "";
 if ((!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", import.meta.url))) {
   process.stdout.write("publish · bench/publish.mjs …\n");
-  const json = new URL("./results/publish-latest.json", import.meta.url).pathname;
+  const json = new URL(`./results/publish-latest${values.quick ? "-quick" : ""}.json`, import.meta.url).pathname;
   const r = spawnSync(process.execPath, [new URL("./publish.mjs", import.meta.url).pathname, ...(values.quick ? ["--quick"] : []), "--json", json], {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
