@@ -1,27 +1,20 @@
 import type { Socket } from "node:net";
+import * as wsModule from "ws";
 import type { WebSocket } from "ws";
 
+// `ws` exports its framer at run time; @types/ws does not describe it.
+const { Sender } = wsModule as unknown as {
+  Sender: { frame(data: Buffer, o: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
+};
+
 /**
- * A whole unmasked WebSocket text frame (server → client frames are never masked), so one message's
- * frame is built once and the same bytes go to every socket: DESIGN §6, one write per connection.
+ * A whole unmasked WebSocket text frame (server → client frames are never masked), built by `ws`'s
+ * own framer once per message, so the same bytes go to every socket: DESIGN §6, one write per connection.
  */
 export function textFrame(payload: string | Buffer): Buffer {
   const data = typeof payload === "string" ? Buffer.from(payload) : payload;
-  const n = data.length;
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(head + n);
-  frame[0] = 0x81; // FIN + text
-  if (n < 126) frame[1] = n;
-  else if (n < 65536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(n, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(n, 6);
-  }
-  data.copy(frame, head);
-  return frame;
+  const parts = Sender.frame(data, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 /**
