@@ -4,7 +4,7 @@ import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type
 import { type Assigned, PublishBatcher } from "./postgres-batch.js";
 import { schemaSql } from "./postgres-schema.js";
 import { BackendUnavailableError, reading, throttledReporter } from "./shared-errors.js";
-import { type FeedPage, GlobalFeed } from "./shared-feed.js";
+import { type FeedPage, GlobalFeed, readAllPages } from "./shared-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
 
 export interface PostgresBackendOptions {
@@ -143,16 +143,7 @@ export class PostgresBackend implements Backend {
   }
 
   globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
-    return reading("PostgreSQL", () => this.readGlobalBacklog(afterGlobalId));
-  }
-
-  private async readGlobalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    for (;;) {
-      const page = await this.readGlobal(out.length ? out[out.length - 1].global_id : afterGlobalId);
-      out.push(...page.messages);
-      if (page.messages.length < this.pageSize) return out;
-    }
+    return reading("PostgreSQL", () => readAllPages((after) => this.readGlobal(after), afterGlobalId, this.pageSize));
   }
 
   snapshot(channels: Iterable<string>): Promise<Snapshot> {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
 import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
-import { type FeedPage, GlobalFeed } from "./shared-feed.js";
+import { type FeedPage, GlobalFeed, readAllPages } from "./shared-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./shared-message.js";
 import { BackendUnavailableError, reading, throttledReporter } from "./shared-errors.js";
 
@@ -148,16 +148,7 @@ export class RedisBackend implements Backend {
   }
 
   globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
-    return reading("Redis", () => this.readGlobalBacklog(afterGlobalId));
-  }
-
-  private async readGlobalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    for (;;) {
-      const page = await this.readGlobal(out.length ? out[out.length - 1].global_id : afterGlobalId);
-      out.push(...page.messages);
-      if (page.messages.length < this.pageSize) return out;
-    }
+    return reading("Redis", () => readAllPages((after) => this.readGlobal(after), afterGlobalId, this.pageSize));
   }
 
   snapshot(channels: Iterable<string>): Promise<Snapshot> {

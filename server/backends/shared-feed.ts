@@ -16,6 +16,20 @@ export interface FeedPage {
  * once, in global-id order, whatever happened to the notifications; a notification or a reconnect
  * just says "read again".
  */
+/** Every retained message after `afterGlobalId`, read a page at a time (`globalBacklog`). */
+export async function readAllPages(
+  read: (afterGlobalId: number) => Promise<FeedPage>,
+  afterGlobalId: number,
+  pageSize: number,
+): Promise<StoredMessage[]> {
+  const out: StoredMessage[] = [];
+  for (;;) {
+    const page = await read(out.length ? out[out.length - 1].global_id : afterGlobalId);
+    out.push(...page.messages);
+    if (page.messages.length < pageSize) return out;
+  }
+}
+
 export class GlobalFeed {
   epoch = "";
   lastGlobalId = 0;
