@@ -1,4 +1,4 @@
-import { linearBackoff } from "../backoff.js";
+import { jitter, linearBackoff } from "../backoff.js";
 import { HttpError } from "../http.js";
 import type { Host, Transport, TransportEvents, TransportName } from "../types.js";
 
@@ -83,7 +83,10 @@ export abstract class BaseTransport implements Transport {
       return;
     }
     this.failures++;
-    this.later(linearBackoff(this.failures, o.callbackInterval, o.maxPollInterval));
+    // The first error after answers that worked is most often a proxy's hiccup (a 502 from an upstream
+    // keepalive race, a restart behind nginx): ask again soon. Errors in a row back off linearly.
+    if (this.failures === 1) this.later(jitter(Math.max(o.minPollInterval, 1000)));
+    else this.later(linearBackoff(this.failures - 1, o.callbackInterval, o.maxPollInterval));
   }
 
   protected abstract connect(): void;
