@@ -189,7 +189,7 @@ class FakeBus {
 }
 
 type WsMode = "normal" | "silent" | "refused" | "replay";
-type Override = (kind: Kind, fake: FakeBus, n: number, body: Body) => Response | Promise<Response> | "silent" | null;
+type Override = (kind: Kind, fake: FakeBus, n: number, body: Body) => Response | Promise<Response | null> | "silent" | null;
 
 /**
  * The fake's HTTP and WebSocket handlers. `override(kind, fake, n)` (n: this kind's request number,
