@@ -14,6 +14,14 @@ import { NO_CACHE } from "./common.js";
 
 const singles = new BatchMemo<SharedBytes>();
 
+// Only what a stream needs (DESIGN §1): message_bus's Pragma and Expires are for HTTP/1.0 caches of
+// poll answers, and Node adds Connection itself. Each stream keeps its head as a string for life.
+const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": NO_CACHE["Cache-Control"],
+  "X-Accel-Buffering": "no",
+};
+
 /**
  * One stream; each event's id carries the epoch and every channel's position (in subscription
  * order), so a browser's EventSource resumes exactly with Last-Event-ID and the same URL.
@@ -24,7 +32,8 @@ class SseSubscriber extends Subscriber {
   epoch = "";
   /** Positions as of the last event written, in subscription order. */
   private sent: number[];
-  private index = new Map<string, number>();
+  /** channel → place in `sent`; a one-channel stream (the common case) needs none. */
+  private index: Map<string, number> | null = null;
 
   constructor(
     bus: MessageBus,
@@ -33,21 +42,29 @@ class SseSubscriber extends Subscriber {
     private readonly maxBuffered: number,
   ) {
     super(bus.hub, who);
-    channels.forEach((ch, i) => this.index.set(ch, i));
+    if (channels.length > 1) this.index = new Map(channels.map((ch, i) => [ch, i]));
+    this.channel0 = channels[0];
     this.sent = channels.map(() => 0);
   }
 
+  private readonly channel0: string | undefined;
+
+  private slot(channel: string): number {
+    return this.index ? this.index.get(channel)! : 0;
+  }
+
   start(positions: Map<string, number>): void {
-    for (const [ch, pos] of positions) this.sent[this.index.get(ch)!] = pos;
+    for (const [ch, pos] of positions) this.sent[this.slot(ch)] = pos;
   }
 
   messageEvent(o: Outgoing): string {
-    this.sent[this.index.get(o.channel)!] = o.id;
+    this.sent[this.slot(o.channel)] = o.id;
     return sseEvent(sseId(this.epoch, this.sent), o.json);
   }
 
   statusEvent(status: StatusData): string {
-    for (const [ch, i] of this.index) {
+    const slots: Iterable<[string, number]> = this.index ?? (this.channel0 === undefined ? [] : [[this.channel0, 0]]);
+    for (const [ch, i] of slots) {
       const p = status[ch];
       if (typeof p === "number") this.sent[i] = p;
     }
@@ -99,8 +116,10 @@ export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, 
   const channels = [...sub.positions.keys()];
   // A browser's EventSource reconnecting: Last-Event-ID holds the epoch and positions of this URL's channels.
   const resumed = parseSseId(header(c, "last-event-id"), channels.length);
+  // A loop, not a closure: a closure here would share this function's context with the stream's
+  // close callback and keep the whole parsed subscription alive for the stream's lifetime.
   if (resumed) {
-    channels.forEach((ch, i) => sub.positions.set(ch, resumed.positions[i]));
+    for (let i = 0; i < channels.length; i++) sub.positions.set(channels[i], resumed.positions[i]);
     sub.epoch = resumed.epoch;
   }
 
@@ -124,12 +143,7 @@ export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, 
 
   const { sink, response } = openSink(
     c,
-    {
-      ...NO_CACHE,
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "X-Accel-Buffering": "no",
-      Connection: "keep-alive",
-    },
+    SSE_HEADERS,
     () => s.finish(),
   );
   s.sink = sink;
