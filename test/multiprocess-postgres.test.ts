@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { hasPostgres, POSTGRES_URL, uniqueName } from "./helpers/backends.js";
-import { allDelivered, Cluster, deliveryProblems, waitUntil } from "./helpers/cluster.js";
+import { allDelivered, Cluster, deliveryProblems, publishAndVerify, waitUntil } from "./helpers/cluster.js";
 
 /** Three `cometbus serve` processes on one PostgreSQL (DESIGN §3 scale-out). */
 const run = await hasPostgres();
@@ -33,21 +33,7 @@ describe.runIf(run)("three processes on one PostgreSQL", () => {
     cleanups.push([`DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
     cluster = new Cluster(`${POSTGRES_URL}?schema=${schema}`);
     await cluster.start(3);
-    const { acks, rejections } = await cluster.publish(1000, 8);
-    expect(rejections).toEqual([]);
-    expect(acks).toHaveLength(3000);
-    for (const ch of cluster.channels) {
-      const ids = acks.filter((a) => a.channel === ch).map((a) => a.message_id).sort((x, y) => x - y);
-      expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
-    }
-    expect(acks.map((a) => a.global_id).sort((x, y) => x - y)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
-    const subs = cluster.subs;
-    await waitUntil(() => allDelivered(subs, acks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
-    await new Promise((r) => setTimeout(r, 200)); // anything extra (a duplicate) would show up now
-    expect(deliveryProblems(subs, acks, true)).toEqual([]);
-    expect(subs.map((s) => s.count())).toEqual([3000, 2100, 2100, 3000, 2100, 2100, 3000, 2100, 2100]);
-    expect(subs.flatMap((s) => s.resets)).toEqual([]);
-    expect(cluster.crashed()).toEqual([]);
+    await publishAndVerify(cluster);
   }, 120_000);
 
   it("survive their connections being terminated and logins refused mid-run: publishes reject meanwhile, every acknowledged message arrives once", async () => {
