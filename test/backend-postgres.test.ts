@@ -4,7 +4,7 @@ import type { AppendRequest } from "../server/backend.js";
 import { PublishBatcher } from "../server/backends/postgres-batch.js";
 import { parsePostgresUrl, PostgresBackend } from "../server/backends/postgres.js";
 import { MessageBus } from "../server/index.js";
-import { hasPostgres, POSTGRES_URL, Recorder, uniqueName } from "./helpers/backends.js";
+import { expectRoundTrip, hasPostgres, POSTGRES_URL, Recorder, uniqueName } from "./helpers/backends.js";
 import { freePort, waitUntil } from "./helpers/cluster.js";
 
 /** What only the PostgreSQL backend has: schemas, URLs, connections that can be cut. */
@@ -106,12 +106,7 @@ describe.runIf(run)("PostgreSQL backend", () => {
       expect(bus.backend.kind).toBe("postgres");
       const tables = await admin(`SELECT table_name FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY 1`);
       expect(tables.rows.map((r) => r.table_name)).toEqual(["backlog", "channels", "global_backlog", "meta"]);
-      const got: unknown[] = [];
-      bus.subscribe("/bus", (m) => got.push(m.data));
-      expect(await bus.publish("/bus", { hi: 1 })).toEqual({ globalId: 1, messageId: 1 });
-      await waitUntil(() => got.length === 1, () => "the server-side subscriber");
-      expect(got).toEqual([{ hi: 1 }]);
-      expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
+      await expectRoundTrip(bus);
     } finally {
       await bus.close();
       await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

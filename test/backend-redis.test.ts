@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest } from "../server/backend.js";
 import { RedisBackend } from "../server/backends/redis.js";
 import { MessageBus } from "../server/index.js";
-import { hasRedis, hasRedisServer, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";
+import { expectRoundTrip, hasRedis, hasRedisServer, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";
 import { freePort, waitUntil } from "./helpers/cluster.js";
 
 /** What only the Redis backend has: a store that can lose everything, URLs with a prefix. */
@@ -175,12 +175,7 @@ describe.runIf(run)("Redis backend", () => {
     try {
       await bus.ready();
       expect(bus.backend.kind).toBe("redis");
-      const got: unknown[] = [];
-      bus.subscribe("/bus", (m) => got.push(m.data));
-      expect(await bus.publish("/bus", { hi: 1 })).toEqual({ globalId: 1, messageId: 1 });
-      await waitUntil(() => got.length === 1, () => "the server-side subscriber");
-      expect(got).toEqual([{ hi: 1 }]);
-      expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
+      await expectRoundTrip(bus);
     } finally {
       await bus.close();
       const cleanup = new RedisBackend({ url: REDIS_URL, prefix });

@@ -5,6 +5,9 @@ import type { Backend, BackendEvents, StoredMessage } from "../../server/backend
 import { MemoryBackend } from "../../server/backends/memory.js";
 import { PostgresBackend } from "../../server/backends/postgres.js";
 import { RedisBackend } from "../../server/backends/redis.js";
+import { expect } from "vitest";
+import type { MessageBus } from "../../server/bus.js";
+import { waitUntil } from "./cluster.js";
 import { requireService } from "./services.js";
 
 export const REDIS_URL = process.env.COMETBUS_TEST_REDIS ?? "redis://127.0.0.1:6379/0";
@@ -141,3 +144,13 @@ export const storeFactories: Record<string, () => Store> = {
     return sharedStore("postgres", () => new PostgresBackend({ url: POSTGRES_URL, schema, poolSize: 4, onError: () => {} }));
   },
 };
+
+/** A bus on a fresh store: a server-side subscriber sees a publish, and the backlog holds it, ids 1/1. */
+export async function expectRoundTrip(bus: MessageBus): Promise<void> {
+  const got: unknown[] = [];
+  bus.subscribe("/bus", (m) => got.push(m.data));
+  expect(await bus.publish("/bus", { hi: 1 })).toEqual({ globalId: 1, messageId: 1 });
+  await waitUntil(() => got.length === 1, () => "the server-side subscriber");
+  expect(got).toEqual([{ hi: 1 }]);
+  expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
+}

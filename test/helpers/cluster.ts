@@ -483,3 +483,25 @@ export async function publishAndVerify(cluster: Cluster): Promise<void> {
   expect(subs.flatMap((s) => s.resets)).toEqual([]);
   expect(cluster.crashed()).toEqual([]);
 }
+
+/**
+ * After an outage of the shared store: every publish refused meanwhile was a 503 naming the store,
+ * and every acknowledged message reached every subscriber of its channel once, in order, with no
+ * reset and no crashed process.
+ */
+export async function verifyAfterOutage(
+  cluster: Cluster,
+  run: { acks: Ack[]; rejections: Rejection[] },
+  store: "Redis" | "PostgreSQL",
+): Promise<void> {
+  for (const r of run.rejections) {
+    expect(r.status).toBe(503);
+    expect(r.error).toMatch(new RegExp(`^cometbus: ${store} is unavailable, message not published: `));
+  }
+  const subs = cluster.subs;
+  await waitUntil(() => allDelivered(subs, run.acks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
+  await new Promise((r) => setTimeout(r, 200)); // anything extra (a duplicate) would show up now
+  expect(deliveryProblems(subs, run.acks, false)).toEqual([]);
+  expect(subs.flatMap((s) => s.resets)).toEqual([]);
+  expect(cluster.crashed()).toEqual([]);
+}
