@@ -1,13 +1,11 @@
+import { isStatus, type StatusData } from "../src/envelope.js";
+import { subscriptionBody } from "../src/subscription.js";
 import type { Callback, Message } from "./types.js";
-
-const STATUS = "/__status";
 
 interface Entry {
   channel: string;
   func: Callback;
 }
-
-type StatusData = Record<string, unknown> & { __epoch?: string; __reset?: string[] };
 
 /**
  * The one subscription state every transport shares: channel → position (last message_id delivered
@@ -49,11 +47,8 @@ export class Subscriptions {
   }
 
   body(): Record<string, number | string> {
-    const body: Record<string, number | string> = {};
-    for (const [ch, p] of this.positions) body[ch] = p;
-    // Always sent, empty at first, so the server names its epoch and a restarted server is noticed.
-    body.__epoch = this.epoch;
-    return body;
+    // The epoch always goes, empty at first, so the server names its epoch and a restart is noticed.
+    return subscriptionBody(this.positions, { epoch: this.epoch });
   }
 
   /**
@@ -64,8 +59,8 @@ export class Subscriptions {
     const statuses: StatusData[] = [];
     const reset = new Set<string>();
     for (const m of batch) {
-      if (m.channel !== STATUS) continue;
-      const data = (m.data ?? {}) as StatusData;
+      if (!isStatus(m)) continue;
+      const data: StatusData = m.data ?? {};
       statuses.push(data);
       const epoch = typeof data.__epoch === "string" ? data.__epoch : undefined;
       // A connection opened before we learnt this epoch repeats a reset another one already brought.
@@ -83,7 +78,7 @@ export class Subscriptions {
     const due: Message[] = [];
     const delivered = new Set<string>();
     for (const m of batch) {
-      if (m.channel === STATUS) continue;
+      if (isStatus(m)) continue;
       const pos = this.positions.get(m.channel);
       if (pos === undefined || !(m.message_id > pos)) continue;
       this.positions.set(m.channel, m.message_id);

@@ -74,7 +74,8 @@ export function parseSubscription(
 export function subscriptionBody(positions: Iterable<[string, number]>, extra: { epoch?: string; seq?: number } = {}) {
   const body: Record<string, number | string> = {};
   for (const [ch, pos] of positions) body[ch] = pos;
-  if (extra.epoch) body.__epoch = extra.epoch;
+  // "" is sent too: the client knows epochs but not this one yet, so the server names it.
+  if (extra.epoch !== undefined) body.__epoch = extra.epoch;
   if (extra.seq !== undefined) body.__seq = extra.seq;
   return body;
 }

@@ -1,3 +1,4 @@
+import { isStatus } from "../../src/envelope.js";
 import { postSubscription } from "../http.js";
 import { BaseTransport, isMessageArray } from "./base.js";
 
@@ -29,7 +30,7 @@ export class PollTransport extends BaseTransport {
         const background = this.host.background();
         // message-bus-client: straight on after data while visible, else one request per interval.
         const interval = background ? o.backgroundCallbackInterval : o.callbackInterval;
-        const got = batch.some((m) => m.channel !== "/__status");
+        const got = batch.some((m) => !isStatus(m));
         this.later(got && !background ? o.minPollInterval : Math.max(o.minPollInterval, interval - (Date.now() - startedAt)));
       })
       .catch((e) => {
