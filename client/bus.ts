@@ -1,3 +1,4 @@
+import { LongPollMode } from "./long-poll-mode.js";
 import { Negotiator } from "./negotiate.js";
 import { Subscriptions } from "./subscriptions.js";
 import { LongPollTransport } from "./transports/long-poll.js";
@@ -10,10 +11,6 @@ function uniqueId(): string {
   let s = "";
   for (let i = 0; i < 32; i++) s += ((Math.random() * 16) | 0).toString(16);
   return s;
-}
-
-function pageHidden(): boolean {
-  return typeof document !== "undefined" && document.visibilityState === "hidden";
 }
 
 function createTransport(host: Host, name: TransportName, events: TransportEvents): Transport {
@@ -42,6 +39,8 @@ export class MessageBus implements Host, ClientOptions {
   minPollInterval = 100;
   maxPollInterval = 180000;
   alwaysLongPoll = false;
+  shouldLongPollCallback?: () => boolean = undefined;
+  minHiddenPollInterval = 1500;
   enableLongPolling = true;
   enableChunkedEncoding = true;
   firstChunkTimeout = 3000;
@@ -64,7 +63,8 @@ export class MessageBus implements Host, ClientOptions {
   private transportListeners: ((name: TransportName) => void)[] = [];
   private resetListeners: ((channel: string) => void)[] = [];
   private refreshQueued = false;
-  private onVisibility = () => this.negotiator.visibility();
+  private readonly mode = new LongPollMode(this);
+  private onVisibility = () => this.negotiator.checkMode();
 
   constructor(options: Partial<ClientOptions> = {}) {
     Object.assign(this, options);
@@ -179,7 +179,7 @@ export class MessageBus implements Host, ClientOptions {
   }
 
   background(): boolean {
-    return pageHidden() && !this.alwaysLongPoll;
+    return !this.mode.live();
   }
 
   receive(batch: Message[], sentEpoch: string): void {

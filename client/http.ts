@@ -1,4 +1,5 @@
 import { retryAfterMs } from "./backoff.js";
+import { stampRequest } from "./last-request.js";
 import type { Host } from "./types.js";
 
 /** A response that was not 2xx; `retryAfter` (ms) when the server said when to come back. */
@@ -20,6 +21,7 @@ export async function postSubscription(
   extraHeaders?: Record<string, string>,
 ): Promise<Response> {
   host.stats.requests++;
+  stampRequest();
   const res = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-SILENCE-LOGGER": "true", ...host.options.headers, ...extraHeaders },

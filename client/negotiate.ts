@@ -1,4 +1,5 @@
 import { doublingBackoff } from "./backoff.js";
+import { ModeWatch } from "./mode-watch.js";
 import { recall, remember } from "./remember.js";
 import type { Host, Transport, TransportEvents, TransportName } from "./types.js";
 
@@ -13,7 +14,8 @@ export type TransportFactory = (name: TransportName, events: TransportEvents) =>
  * DESIGN §4. One transport is active and delivers; a better one is probed beside it and takes over
  * once it has proved itself. Both read and write the same positions, so the overlap is harmless.
  * A transport that fails gives way at once to the next one down and rests (doubling, capped,
- * jittered) before it is probed again. A hidden tab polls slowly until it shows again.
+ * jittered) before it is probed again. A hidden tab (or one shouldLongPollCallback sends to the
+ * background) polls slowly until it is live again.
  */
 export class Negotiator implements TransportEvents {
   active: Transport | null = null;
@@ -24,6 +26,10 @@ export class Negotiator implements TransportEvents {
   private upAt = new Map<TransportName, number>();
   private timer?: ReturnType<typeof setTimeout>;
   private backgroundMode = false;
+  private readonly watch = new ModeWatch(
+    () => this.active !== null && !!this.host.options.shouldLongPollCallback,
+    () => this.checkMode(),
+  );
 
   constructor(
     private readonly host: Host,
@@ -62,21 +68,25 @@ export class Negotiator implements TransportEvents {
 
   start(): void {
     this.backgroundMode = false;
-    if (this.host.background()) return this.enterBackground();
-    const list = this.order();
-    const known = recall(this.host.url("poll"));
-    // Deliver at once on what worked last time, or on plain HTTP, which always gets through.
-    const first =
-      (known && list.includes(known) && !this.resting(known) ? known : null) ??
-      list.find((n) => HTTP.includes(n) && !this.resting(n)) ??
-      list.find((n) => !this.resting(n)) ??
-      list[list.length - 1];
-    this.activate(first);
-    this.consider();
+    if (this.host.background()) this.enterBackground();
+    else {
+      const list = this.order();
+      const known = recall(this.host.url("poll"));
+      // Deliver at once on what worked last time, or on plain HTTP, which always gets through.
+      const first =
+        (known && list.includes(known) && !this.resting(known) ? known : null) ??
+        list.find((n) => HTTP.includes(n) && !this.resting(n)) ??
+        list.find((n) => !this.resting(n)) ??
+        list[list.length - 1];
+      this.activate(first);
+      this.consider();
+    }
+    this.watch.arm();
   }
 
   stop(): void {
     clearTimeout(this.timer);
+    this.watch.stop();
     this.halt(this.probe);
     this.halt(this.active);
     this.probe = null;
@@ -92,15 +102,21 @@ export class Negotiator implements TransportEvents {
     this.probe?.refresh();
   }
 
-  /** The page was hidden or shown. */
-  visibility(): void {
+  /** The page was hidden or shown, or shouldLongPollCallback may have changed its answer. */
+  checkMode(): void {
     if (!this.active) return;
-    const hidden = this.host.background();
-    if (hidden && !this.backgroundMode) this.enterBackground();
-    else if (!hidden && this.backgroundMode) {
+    const background = this.host.background();
+    if (background && !this.backgroundMode) this.enterBackground();
+    else if (!background && this.backgroundMode) {
       this.stop();
       this.start();
     }
+  }
+
+  activity(t: Transport, ended: boolean): void {
+    if (t !== this.active && t !== this.probe) return;
+    if (ended) this.watch.now();
+    else this.watch.frame();
   }
 
   private enterBackground(): void {

@@ -1,15 +1,7 @@
+import { storage } from "./storage.js";
 import type { TransportName } from "./types.js";
 
 const memory = new Map<string, string>();
-
-function storage(): Storage | null {
-  try {
-    return typeof localStorage !== "undefined" ? localStorage : null;
-  } catch {
-    // Sandboxed frames throw on access.
-    return null;
-  }
-}
 
 function key(url: string): string {
   try {

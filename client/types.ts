@@ -14,6 +14,14 @@ export interface ClientOptions {
   minPollInterval: number;
   maxPollInterval: number;
   alwaysLongPoll: boolean;
+  /**
+   * message-bus-client's: when set, its answer replaces page visibility in "stay live or poll in the
+   * background" (alwaysLongPoll still wins). Asked again on visibility changes, when an HTTP request
+   * completes, and at most once a second besides; one that throws counts as not set.
+   */
+  shouldLongPollCallback?: () => boolean;
+  /** ms a background-polling tab waits after any tab of the origin last asked (message-bus-client's `__mbLastAjax`). */
+  minHiddenPollInterval: number;
   enableLongPolling: boolean;
   enableChunkedEncoding: boolean;
   firstChunkTimeout: number;
@@ -48,7 +56,7 @@ export interface Host {
   readonly epoch: string;
   /** One batch as the server sent it; `sentEpoch` is the epoch the connection asked with. */
   receive(batch: Message[], sentEpoch: string): void;
-  /** True while the page is hidden and polling should slow down. */
+  /** True while polling should slow down: the page is hidden, or shouldLongPollCallback says so. */
   background(): boolean;
   /** Chunked long-polls left to send unchunked because a stream looked buffered. */
   chunkedBackoff: number;
@@ -58,6 +66,11 @@ export interface Host {
 export interface TransportEvents {
   up(t: Transport): void;
   fail(t: Transport, why: string, retryAfterMs?: number): void;
+  /**
+   * A frame or heartbeat arrived, or (`ended`) an HTTP request completed, answered or failed: a moment
+   * to ask again whether to stay live, since shouldLongPollCallback can change its mind without an event.
+   */
+  activity(t: Transport, ended: boolean): void;
 }
 
 export interface Transport {

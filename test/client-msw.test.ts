@@ -3,10 +3,11 @@
  * and silent WebSockets, buffering proxies, 5xx bursts, 429, streams cut mid-message, replays, and a
  * server that restarted. A small fake bus in this file speaks the wire (DESIGN §1) so delivery can
  * be checked exactly; each test breaks one thing and asserts which transport ends up in use and that
- * every message arrives once, in order.
+ * every message arrives once, in order. At the end, background polling: shouldLongPollCallback and
+ * hidden tabs taking turns (minHiddenPollInterval), with a fake document and localStorage.
  */
 import { createServer } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket as WsSocket } from "ws";
 import type { Message } from "../src/envelope.js";
 import { encodeChunk, sseEvent } from "../src/wire.js";
@@ -53,7 +54,9 @@ class FakeBus {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private enders = new Set<() => void>();
   /** Every request by kind, with the subscription it carried. */
-  readonly requests: { kind: Kind; body: Body; headers?: Headers }[] = [];
+  readonly requests: { kind: Kind; body: Body; headers?: Headers; at: number }[] = [];
+  /** WebSockets open now. */
+  sockets = 0;
   /** WebSocket connection `n` (from 1) is closed with `code` instead of answering its subscription. */
   wsRefuse?: (n: number) => number | null;
   /** WebSocket connection `n` is closed with `code` when its `after`-th live message is due. */
@@ -268,7 +271,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
       const body = (await request.json()) as Body;
       const dlp = new URL(request.url).search.includes("dlp=t");
       const kind: Kind = dlp ? "poll" : request.headers.get("dont-chunk") ? "long-poll" : "chunked";
-      fake.requests.push({ kind, body, headers: request.headers });
+      fake.requests.push({ kind, body, headers: request.headers, at: Date.now() });
       const o = await override(kind, fake, fake.count(kind), body);
       if (o === "silent") return silent();
       if (o) return o;
@@ -276,7 +279,7 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
     }),
     http.post(`${fake.base}/:clientId/sse`, async ({ request }) => {
       const body = (await request.json()) as Body;
-      fake.requests.push({ kind: "sse", body, headers: request.headers });
+      fake.requests.push({ kind: "sse", body, headers: request.headers, at: Date.now() });
       const o = await override("sse", fake, fake.count("sse"), body);
       if (o === "silent") return new HttpResponse(fake.stream(() => {}), { headers: { "content-type": "text/event-stream" } });
       if (o) return o;
@@ -288,7 +291,9 @@ function handlers(fake: FakeBus, override: Override = () => null, wsMode: WsMode
   return [
     ...list,
     link.addEventListener("connection", ({ client }) => {
-      fake.requests.push({ kind: "websocket", body: {} });
+      fake.requests.push({ kind: "websocket", body: {}, at: Date.now() });
+      fake.sockets++;
+      client.addEventListener("close", () => fake.sockets--);
       fake.marks.push("websocket");
       const connection = fake.count("websocket");
       let live = 0;
@@ -732,5 +737,236 @@ describe("epochs", () => {
     await expectExact(f, 3);
     expect(f.resets.sort()).toEqual([...CHANNELS].sort());
     expect(f.bus.epoch).toBe("E2");
+  });
+});
+
+// ---- background polling: shouldLongPollCallback, minHiddenPollInterval ---------------------------
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the bus reads of a page: visibilityState and the visibilitychange event. */
+class FakeDocument extends EventTarget {
+  visibilityState: "visible" | "hidden";
+  constructor(hidden: boolean) {
+    super();
+    this.visibilityState = hidden ? "hidden" : "visible";
+  }
+  setHidden(hidden: boolean): void {
+    this.visibilityState = hidden ? "hidden" : "visible";
+    this.dispatchEvent(new Event("visibilitychange"));
+  }
+}
+
+/** The origin's localStorage, shared by every bus in this process as by the tabs of one origin. */
+class FakeStorage {
+  private items = new Map<string, string>();
+  getItem(k: string): string | null {
+    return this.items.get(k) ?? null;
+  }
+  setItem(k: string, v: string): void {
+    this.items.set(k, String(v));
+  }
+  removeItem(k: string): void {
+    this.items.delete(k);
+  }
+}
+
+describe("background polling", () => {
+  const lent: string[] = [];
+  /** Lends the process a browser global for one test. */
+  function lend(name: "document" | "localStorage", value: unknown, throwing = false): void {
+    if (!lent.includes(name)) lent.push(name);
+    Object.defineProperty(globalThis, name, {
+      configurable: true,
+      get: () => {
+        // A sandboxed frame: touching localStorage throws.
+        if (throwing) throw new DOMException("The document is sandboxed", "SecurityError");
+        return value;
+      },
+    });
+  }
+  afterEach(() => {
+    for (const b of buses.splice(0)) b.stop();
+    for (const name of lent.splice(0)) delete (globalThis as Record<string, unknown>)[name];
+    vi.restoreAllMocks();
+  });
+
+  const polls = (fake: FakeBus, since = 0) => fake.requests.filter((r) => r.kind === "poll" && r.at >= since);
+  const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
+
+  it("shouldLongPollCallback false moves a live WebSocket to polling every backgroundCallbackInterval; true brings the WebSocket back", async () => {
+    const fake = await setup();
+    fake.heartbeatMs = 50;
+    await publish(fake, 0, 5);
+    let live = true;
+    let asked = 0;
+    const f = start(fake, { backgroundCallbackInterval: 300, shouldLongPollCallback: () => (asked++, live) });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await expectExact(f, 5);
+    // Live, it is asked again about once a second, however many heartbeats come (50 ms apart here).
+    asked = 0;
+    await sleep(2100);
+    expect(asked).toBeGreaterThanOrEqual(1);
+    expect(asked).toBeLessThanOrEqual(4);
+
+    live = false;
+    const off = Date.now();
+    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    expect(Date.now() - off).toBeLessThan(1500);
+    await until(() => fake.sockets === 0, () => `${fake.sockets} sockets open`, 3000);
+    await publish(fake, 5, 5);
+    await until(() => polls(fake, off).length >= 5, () => String(polls(fake, off).length), 5000);
+    // Each poll waits out backgroundCallbackInterval (300 ms), not callbackInterval (30 ms here).
+    for (const gap of gaps(polls(fake, off).map((r) => r.at))) expect(gap).toBeGreaterThanOrEqual(280);
+    await expectExact(f, 10);
+
+    live = true;
+    const on = Date.now();
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport), 3000);
+    expect(Date.now() - on).toBeLessThan(1500);
+    await publish(fake, 10, 5);
+    await expectExact(f, 15);
+    expect(f.seen).toEqual(["long-poll", "websocket", "poll", "websocket"]);
+    expect(fake.sockets).toBe(1);
+  });
+
+  it("with a callback, visibility no longer decides: a hidden tab it keeps live stays on its WebSocket, and a visibility change asks it at once", async () => {
+    const doc = new FakeDocument(false);
+    lend("document", doc);
+    const fake = await setup();
+    await publish(fake, 0, 5);
+    let live = true;
+    const f = start(fake, { backgroundCallbackInterval: 300, shouldLongPollCallback: () => live });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    doc.setHidden(true);
+    expect(f.bus.transport).toBe("websocket");
+    const hidden = Date.now();
+    await sleep(1200);
+    expect([f.bus.transport, polls(fake, hidden).length, fake.sockets]).toEqual(["websocket", 0, 1]);
+    await publish(fake, 5, 5);
+    await expectExact(f, 10);
+
+    // Shown again, but the callback says no: the visibility change itself asks it, no timer needed.
+    live = false;
+    doc.setHidden(false);
+    expect(f.bus.transport).toBe("poll");
+    expect(f.seen).toEqual(["long-poll", "websocket", "poll"]);
+  });
+
+  it("alwaysLongPoll wins over a callback that says false, which is then not even asked", async () => {
+    const fake = await setup();
+    await publish(fake, 0, 5);
+    let asked = 0;
+    const f = start(fake, {
+      alwaysLongPoll: true,
+      backgroundCallbackInterval: 300,
+      shouldLongPollCallback: () => (asked++, false),
+    });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await sleep(1200);
+    expect([f.bus.transport, asked]).toEqual(["websocket", 0]);
+
+    // Settings change on a live bus: without alwaysLongPoll the callback decides…
+    f.bus.alwaysLongPoll = false;
+    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    expect(asked).toBeGreaterThan(0);
+    // …and with it again the bus is live, whatever the callback says.
+    f.bus.alwaysLongPoll = true;
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport), 3000);
+    await publish(fake, 5, 5);
+    await expectExact(f, 10);
+    expect(f.seen).toEqual(["long-poll", "websocket", "poll", "websocket"]);
+  });
+
+  it("a callback that throws counts as not set: logged once, the bus goes by visibility, and works on once the callback does", async () => {
+    const doc = new FakeDocument(false);
+    lend("document", doc);
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const fake = await setup();
+    fake.heartbeatMs = 50;
+    await publish(fake, 0, 5);
+    let broken = true;
+    let asked = 0;
+    const f = start(fake, {
+      backgroundCallbackInterval: 300,
+      shouldLongPollCallback: () => {
+        asked++;
+        if (broken) throw new Error("the app's bug");
+        return false;
+      },
+    });
+    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await expectExact(f, 5);
+    await sleep(2200);
+    // Asked again and again, logged once, still live (visible page).
+    expect(asked).toBeGreaterThanOrEqual(3);
+    expect(logged).toHaveBeenCalledTimes(1);
+    expect(String(logged.mock.calls[0][0])).toContain("shouldLongPollCallback");
+    expect(f.bus.transport).toBe("websocket");
+
+    // As with no callback, hiding the page drops to polling and showing it comes back.
+    doc.setHidden(true);
+    expect(f.bus.transport).toBe("poll");
+    doc.setHidden(false);
+    expect(f.bus.transport).toBe("websocket");
+    await publish(fake, 5, 5);
+    await expectExact(f, 10);
+
+    // Mended, it is obeyed (false: poll) without another log.
+    broken = false;
+    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    expect(logged).toHaveBeenCalledTimes(1);
+    expect(f.seen).toEqual(["long-poll", "websocket", "poll", "websocket", "poll"]);
+  });
+
+  it("two hidden tabs sharing localStorage never poll within minHiddenPollInterval of each other", async () => {
+    lend("document", new FakeDocument(true));
+    const store = new FakeStorage();
+    lend("localStorage", store);
+    const fake = await setup();
+    await publish(fake, 0, 3);
+    const opts = { backgroundCallbackInterval: 50, minHiddenPollInterval: 600 };
+    const a = start(fake, { ...opts, headers: { "X-Tab": "a" } });
+    const b = start(fake, { ...opts, headers: { "X-Tab": "b" } });
+    await sleep(3200);
+    expect([a.bus.transport, b.bus.transport]).toEqual(["poll", "poll"]);
+    const times = polls(fake).map((r) => r.at);
+    // Each on its own would poll every 50 ms (about 120 polls between them); taking turns, at most
+    // one per 600 ms (a few ms of slack: the fake sees a request a moment after the tab stamped it).
+    expect(times.length).toBeGreaterThanOrEqual(3);
+    expect(times.length).toBeLessThanOrEqual(7);
+    for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(590);
+    // message-bus-client's key and format, so its tabs on the same origin take turns with these.
+    const stamp = Number(store.getItem("__mbLastAjax"));
+    expect(Date.now() - stamp).toBeLessThan(1300);
+    expect(stamp).toBeGreaterThanOrEqual(times[times.length - 1] - 50);
+  });
+
+  it("a hidden tab waits while a message-bus-client tab keeps stamping __mbLastAjax, and polls freely where localStorage throws", async () => {
+    lend("document", new FakeDocument(true));
+    const store = new FakeStorage();
+    lend("localStorage", store);
+    const fake = await setup();
+    const f = start(fake, { backgroundCallbackInterval: 50, minHiddenPollInterval: 600 });
+    await until(() => polls(fake).length >= 1, () => "no poll");
+    // Another library's tab asks every 200 ms: this one never gets a 600 ms gap to poll in.
+    const other = setInterval(() => store.setItem("__mbLastAjax", String(Date.now())), 200);
+    store.setItem("__mbLastAjax", String(Date.now()));
+    const from = Date.now();
+    try {
+      await sleep(1500);
+      expect(polls(fake, from)).toHaveLength(0);
+    } finally {
+      clearInterval(other);
+    }
+    const quiet = Date.now();
+    await until(() => polls(fake, quiet).length >= 1, () => "no poll once the other tab stopped", 3000);
+
+    // A sandboxed frame: no storage to take turns through, so back to one poll every 50 ms.
+    lend("localStorage", store, true);
+    const sandboxed = Date.now();
+    await sleep(600);
+    expect(polls(fake, sandboxed).length).toBeGreaterThanOrEqual(5);
+    expect(f.bus.transport).toBe("poll");
   });
 });

@@ -73,6 +73,14 @@ export abstract class BaseTransport implements Transport {
     clearTimeout(this.watchdog);
   }
 
+  /**
+   * A frame or heartbeat arrived, or (`ended`) an HTTP request completed: lets the negotiator ask
+   * shouldLongPollCallback again. Called last, since it may stop this transport.
+   */
+  protected activity(ended: boolean): void {
+    if (this.running) this.events.activity(this, ended);
+  }
+
   /** HTTP transports keep going on their own: 429 waits as told, other errors back off linearly. */
   protected httpError(e: unknown): void {
     const o = this.host.options;
@@ -87,6 +95,8 @@ export abstract class BaseTransport implements Transport {
     // keepalive race, a restart behind nginx): ask again soon. Errors in a row back off linearly.
     if (this.failures === 1) this.later(jitter(Math.max(o.minPollInterval, 1000)));
     else this.later(linearBackoff(this.failures - 1, o.callbackInterval, o.maxPollInterval));
+    // A failed request completed too: message-bus-client asks shouldLongPoll after every request.
+    this.activity(true);
   }
 
   protected abstract connect(): void;

@@ -84,6 +84,8 @@ export class LongPollTransport extends BaseTransport {
             // The first chunk may be an empty one too: only a later one closes.
             cut = !(++chunksSeen > 1 && Array.isArray(batch) && batch.length === 0);
           }
+          this.activity(false);
+          if (!this.current(gen)) return false;
         });
         if (!this.current(gen)) return;
       }
@@ -91,6 +93,7 @@ export class LongPollTransport extends BaseTransport {
       clearTimeout(this.firstChunk);
       // Straight on after data; an answer that came back empty and early waits out the interval.
       this.later(got || cut ? o.minPollInterval : Math.max(o.minPollInterval, o.callbackInterval - (Date.now() - startedAt)));
+      this.activity(true);
     } catch (e) {
       if (!this.current(gen)) return;
       // A held request answered 502/504 or dropped after a while is a proxy's read timeout cutting a
@@ -99,6 +102,7 @@ export class LongPollTransport extends BaseTransport {
         this.gen++;
         this.disconnect();
         this.later(o.minPollInterval);
+        this.activity(true);
       } else this.httpError(e);
     }
   }

@@ -1,13 +1,21 @@
 import { isStatus } from "../../src/envelope.js";
 import { postSubscription } from "../http.js";
+import { askedRecently, waitBeforeLookingAgain } from "../last-request.js";
 import { BaseTransport, isMessageArray } from "./base.js";
 
-/** `POST …/poll?dlp=t`, answered at once; asked again at callbackInterval (backgroundCallbackInterval when hidden). */
+/**
+ * `POST …/poll?dlp=t`, answered at once; asked again at callbackInterval (backgroundCallbackInterval
+ * in the background, where the tabs of an origin also take turns: minHiddenPollInterval).
+ */
 export class PollTransport extends BaseTransport {
   readonly name = "poll";
   private ac?: AbortController;
 
   protected connect(): void {
+    if (this.host.background() && askedRecently(this.host.options.minHiddenPollInterval)) {
+      // Another tab (or this one) asked a moment ago: look again soon, as message-bus-client does.
+      return this.later(waitBeforeLookingAgain());
+    }
     const gen = ++this.gen;
     const ac = (this.ac = new AbortController());
     const sentEpoch = this.host.epoch;
@@ -26,6 +34,9 @@ export class PollTransport extends BaseTransport {
         this.host.receive(batch, sentEpoch);
         if (!this.current(gen)) return;
         this.events.up(this);
+        // Maybe live again (shouldLongPollCallback): then this transport is stopped here.
+        this.activity(true);
+        if (!this.current(gen)) return;
         const o = this.host.options;
         const background = this.host.background();
         // message-bus-client: straight on after data while visible, else one request per interval.

@@ -57,6 +57,10 @@ export class SseTransport extends BaseTransport {
         if (!this.current(gen)) return false;
         this.alive(gen);
         parser.feed(text);
+        if (!this.current(gen)) return false;
+        // Heartbeats too: a hidden tab's timers may be throttled, its stream is not.
+        this.activity(false);
+        if (!this.current(gen)) return false;
       });
       if (!this.current(gen)) return;
       if (!opened) return this.give("stream ended before its first event");

@@ -1,3 +1,4 @@
+import { stampRequest } from "../last-request.js";
 import type { Message } from "../types.js";
 import { BaseTransport } from "./base.js";
 
@@ -53,6 +54,7 @@ export class WebSocketTransport extends BaseTransport {
     }
     this.ws = ws;
     this.host.stats.requests++;
+    stampRequest();
     ws.onmessage = (ev: MessageEvent) => {
       if (!this.current(gen)) return;
       const text = String(ev.data);
@@ -80,6 +82,8 @@ export class WebSocketTransport extends BaseTransport {
         this.failures = 0;
         this.events.up(this);
       }
+      // Every frame, heartbeats (`[]`) too: a hidden tab's timers may be throttled, its socket is not.
+      if (this.current(gen)) this.activity(false);
     };
     ws.onclose = (ev: CloseEvent) => {
       if (!this.current(gen)) return;
