@@ -60,8 +60,11 @@ export interface Backend {
   readonly epoch: string;
   /** Assigns ids atomically, stores, trims, and notifies every process. Rejects when storage is down. */
   append(req: AppendRequest): Promise<StoredMessage>;
-  /** The channel's retained messages with message_id > afterId, ascending. */
-  backlog(channel: string, afterId: number): Promise<StoredMessage[]>;
+  /**
+   * The channel's retained messages with message_id > afterId, ascending; at most `limit` of them
+   * when given (a catch-up reads a long backlog page by page, so memory stays bounded).
+   */
+  backlog(channel: string, afterId: number, limit?: number): Promise<StoredMessage[]>;
   /** Retained messages of every channel with global_id > afterGlobalId, ascending. */
   globalBacklog(afterGlobalId: number): Promise<StoredMessage[]>;
   /** Epoch, last global id and last ids of the channels, read together. */

@@ -6,7 +6,6 @@ import { ProtocolError } from "../src/errors.js";
 import { DEFAULT_LIMITS, type Limits } from "../src/limits.js";
 import type { Backend, Id, StoredMessage } from "./backend.js";
 import { MemoryBackend } from "./backends/memory.js";
-import { catchUp } from "./catch-up.js";
 import { Hub } from "./hub.js";
 import type { Identity } from "./identity.js";
 import { Outgoing } from "./outgoing.js";
@@ -36,8 +35,8 @@ export interface MessageBusOptions {
   maxBacklogAge?: number;
   /** Global backlog size. Default 2000. */
   maxGlobalBacklogSize?: number;
-  /** Size and count limits (DESIGN §5). */
-  limits?: Partial<Limits>;
+  /** Size and count limits (README, "Options"). `maxWsBufferedBytes` is the old name of `maxBufferedBytes`. */
+  limits?: Partial<Limits> & { maxWsBufferedBytes?: number };
   /** The user a request belongs to (message_bus's user_id_lookup). */
   userIdLookup?: (c: Context) => Maybe<Id | null | undefined>;
   /** The groups a request's user belongs to. */
@@ -91,8 +90,9 @@ class ServerSubscriber extends Subscriber {
   ) {
     super(hub, { clientId: "server", all: true });
   }
-  send(batch: Outgoing[], _status: StatusData | null): void {
+  send(batch: readonly Outgoing[], _status: StatusData | null): void {
     for (const o of batch) {
+      if (this.closed) return;
       try {
         this.fn(o.message);
       } catch (e) {
@@ -135,8 +135,9 @@ export class MessageBus {
       ...stripUndefined(options),
     };
     this.options.base = this.options.base.replace(/\/+$/, "");
-    this.limits = { ...DEFAULT_LIMITS, ...stripUndefined(options.limits ?? {}) };
-    this.hub = new Hub(this.options.heartbeatInterval);
+    const { maxWsBufferedBytes, ...limits } = options.limits ?? {};
+    this.limits = { ...DEFAULT_LIMITS, ...(maxWsBufferedBytes !== undefined ? { maxBufferedBytes: maxWsBufferedBytes } : {}), ...stripUndefined(limits) };
+    this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e));
     const backend = options.backend ?? "memory";
     if (typeof backend === "object") {
       this.backend = backend;
@@ -170,7 +171,13 @@ export class MessageBus {
 
   async publish(channel: string, data: unknown, opts: PublishOptions = {}): Promise<Published> {
     checkPublishChannel(channel, this.limits.maxChannelBytes);
-    const dataJson = JSON.stringify(data === undefined ? null : data);
+    let dataJson: string;
+    try {
+      dataJson = JSON.stringify(data === undefined ? null : data);
+    } catch (e) {
+      // Nested too deeply for the stack (RangeError), a BigInt, a cycle: bad input, not a server error.
+      throw new ProtocolError(`data is not JSON-serializable: ${e instanceof RangeError ? "nested too deeply" : e instanceof Error ? e.message : e}`);
+    }
     if (dataJson.length > this.limits.maxMessageBytes / 3 && Buffer.byteLength(dataJson) > this.limits.maxMessageBytes) {
       throw new ProtocolError(`message too large: at most ${this.limits.maxMessageBytes} bytes of JSON`, 413);
     }
@@ -208,16 +215,18 @@ export class MessageBus {
   subscribe(channel: string, fn: (message: StoredMessage) => void, lastId = -1): () => void {
     checkChannel(channel, this.limits.maxChannelBytes);
     const sub = new ServerSubscriber(this.hub, fn, (e) => this.logError(e));
-    sub.register([channel]);
+    // A store that is down when this starts is waited out: the subscriber catches up once it is back,
+    // then delivers in order (one line in the log per outage, not per attempt).
+    const retry = (e: unknown, attempt: number) => {
+      if (attempt === 0) this.logError(e);
+    };
     this.started
-      .then(() => catchUp(this.backend, new Map([[channel, lastId]]), undefined, sub.who))
-      .then((cu) => {
-        if (sub.closed) return;
-        sub.settle(cu.positions);
-        if (cu.messages.length) sub.send(cu.messages, null);
-      })
-      .catch((e) => this.logError(e))
-      .finally(() => sub.endLoading());
+      .then(() =>
+        sub.load(this.backend, new Map([[channel, lastId]]), undefined, { page: (p) => sub.send(p.messages, null) }, { pageBytes: 1 << 20, retry }),
+      )
+      .catch((e) => {
+        if (!sub.closed) this.logError(e);
+      });
     return () => sub.close();
   }
 

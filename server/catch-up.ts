@@ -1,116 +1,185 @@
 import type { StatusData } from "../src/envelope.js";
-import type { Backend } from "./backend.js";
+import type { Backend, StoredMessage } from "./backend.js";
 import { allowed, type Identity } from "./identity.js";
 import { Outgoing } from "./outgoing.js";
 
-/** What a subscriber is owed from the backlog, read after it was registered for live messages. */
-export interface CatchUp {
-  /** Backlog messages it may see, in global order. */
-  messages: Outgoing[];
-  /** Where each channel stands after `messages` (including filtered entries passed over). */
-  positions: Map<string, number>;
-  /** Where each channel started, before `messages` (an SSE stream's first event). */
-  start: Map<string, number>;
-  epoch: string;
-  /** Channels whose asked position could not be honoured (another epoch, trimmed, beyond the end). */
-  reset: string[];
-  /** Channels the client must be told about: asked -1, reset, or advanced past filtered entries. */
-  told: Set<string>;
-  /** Whether the client's epoch was absent-but-asked-for or different: it must be told the epoch. */
-  tellEpoch: boolean;
+/** Messages read from the store per channel and round trip: what one catch-up holds at a time. */
+const READ_PAGE = 256;
+
+interface ChannelCursor {
+  channel: string;
+  /** What the client asked for (-1, -N, k). */
+  asked: number;
+  /** The last message id passed (delivered or filtered). */
+  pos: number;
+  /** The last message id delivered to this client. */
+  delivered: number;
+  /** The channel's last id when the catch-up began: nothing past it needs reading (it comes live). */
+  last: number;
+  /** The next messages, read ahead of the merge. */
+  buffer: StoredMessage[];
+  exhausted: boolean;
+  /** A message must follow `pos` without a hole (the client knows the ids before it). */
+  continuous: boolean;
 }
 
 /**
- * DESIGN §2: -1 new only (told the current id), -N the last N-1, k >= 0 everything after k, k beyond
+ * What a subscriber is owed from the backlog, read after it was registered for live messages, one
+ * page at a time: a slow client never makes the server hold (or read) the whole backlog at once.
+ *
+ * Positions: -1 new only (told the current id), -N the last N-1, k >= 0 everything after k, k beyond
  * the end means the bus was reset (treated as -1, told). A client from another epoch gets the new
- * epoch's whole backlog. A gap before the first retained message is reported, never hidden.
+ * epoch's whole backlog. A gap in what it asked for (trimmed before the client read it, even in the
+ * middle of a catch-up) is reported as a reset of that channel, never hidden.
  */
-export async function catchUp(
-  backend: Backend,
-  asked: Map<string, number>,
-  clientEpoch: string | undefined,
-  who: Identity,
-): Promise<CatchUp> {
-  // A reset between the snapshot and the backlog reads mixes two epochs: positions from the old one
-  // with an empty new backlog would make the subscriber skip the new epoch's first messages. Read again.
-  for (let attempt = 1; ; attempt++) {
-    const result = await catchUpOnce(backend, asked, clientEpoch, who);
-    if (result.epoch === backend.epoch || attempt >= 3) return result;
-  }
-}
+export class CatchUp {
+  readonly epoch: string;
+  /** Whether the client's epoch was absent-but-asked-for or different: it must be told the epoch. */
+  readonly tellEpoch: boolean;
+  /** Channels whose asked position could not be honoured, in the order they were found. */
+  readonly reset: string[] = [];
+  /** Where each channel started (an SSE stream's first event). */
+  readonly start = new Map<string, number>();
+  private readonly told = new Set<string>();
+  private readonly cursors: ChannelCursor[] = [];
+  /** Resets not yet handed out with a page. */
+  private freshResets: string[] = [];
+  private finished = false;
 
-async function catchUpOnce(
-  backend: Backend,
-  asked: Map<string, number>,
-  clientEpoch: string | undefined,
-  who: Identity,
-): Promise<CatchUp> {
-  const snap = await backend.snapshot(asked.keys());
-  const otherEpoch = clientEpoch !== undefined && clientEpoch !== "" && clientEpoch !== snap.epoch;
-  const result: CatchUp = {
-    messages: [],
-    positions: new Map(),
-    start: new Map(),
-    epoch: snap.epoch,
-    reset: [],
-    told: new Set(),
-    tellEpoch: clientEpoch !== undefined && clientEpoch !== snap.epoch,
-  };
-  let channelsWithBacklog = 0;
-  for (const [channel, want] of asked) {
-    const last = snap.lastIds.get(channel) ?? 0;
-    let from: number;
-    let expectContinuity = false;
-    if (want === -1) {
-      from = last;
-      result.told.add(channel);
-    } else if (want < -1) {
-      from = Math.max(0, last + want + 1);
-    } else if (otherEpoch) {
-      from = 0;
-      expectContinuity = true;
-      result.reset.push(channel);
-      result.told.add(channel);
-    } else if (want > last) {
-      from = last;
-      result.reset.push(channel);
-      result.told.add(channel);
-    } else {
-      from = want;
-      expectContinuity = true;
-    }
-    result.start.set(channel, from);
-    let pos = from;
-    if (from < last) {
-      const backlog = await backend.backlog(channel, from);
-      const first = backlog.length ? backlog[0].message_id : last + 1;
-      if (expectContinuity && first > from + 1 && !result.reset.includes(channel)) {
-        result.reset.push(channel);
-        result.told.add(channel);
-      }
-      let delivered = pos;
-      for (const m of backlog) {
-        pos = m.message_id;
-        if (allowed(m, who)) {
-          result.messages.push(new Outgoing(m));
-          delivered = pos;
-        }
-      }
-      if (delivered !== pos) result.told.add(channel);
-      if (backlog.length) channelsWithBacklog++;
-    }
-    result.positions.set(channel, pos);
+  private constructor(
+    private readonly backend: Backend,
+    private readonly who: Identity,
+    epoch: string,
+    clientEpoch: string | undefined,
+  ) {
+    this.epoch = epoch;
+    this.tellEpoch = clientEpoch !== undefined && clientEpoch !== epoch;
   }
-  if (channelsWithBacklog > 1) result.messages.sort((a, b) => a.message.global_id - b.message.global_id);
-  return result;
-}
 
-/** The `/__status` a poll, long-poll or WebSocket batch ends with, or null when there is nothing to say. */
-export function tailStatus(c: CatchUp): StatusData | null {
-  if (!c.told.size && !c.tellEpoch) return null;
-  const data: StatusData = {};
-  for (const ch of c.told) data[ch] = c.positions.get(ch);
-  if (c.tellEpoch) data.__epoch = c.epoch;
-  if (c.reset.length) data.__reset = c.reset;
-  return data;
+  /**
+   * Reads where every channel stands and decides where each one starts. A reset between the
+   * snapshot and the backlog reads would mix two epochs: read again (at most three times).
+   */
+  static async open(backend: Backend, asked: Map<string, number>, clientEpoch: string | undefined, who: Identity): Promise<CatchUp> {
+    for (let attempt = 1; ; attempt++) {
+      const cu = await CatchUp.openOnce(backend, asked, clientEpoch, who);
+      // The first pages are read now, so a reset that lands meanwhile is seen here, not mid-delivery.
+      await cu.fill();
+      if (cu.epoch === backend.epoch || attempt >= 3) return cu;
+    }
+  }
+
+  private static async openOnce(backend: Backend, asked: Map<string, number>, clientEpoch: string | undefined, who: Identity): Promise<CatchUp> {
+    const snap = await backend.snapshot(asked.keys());
+    const cu = new CatchUp(backend, who, snap.epoch, clientEpoch);
+    const otherEpoch = clientEpoch !== undefined && clientEpoch !== "" && clientEpoch !== snap.epoch;
+    for (const [channel, want] of asked) {
+      const last = snap.lastIds.get(channel) ?? 0;
+      let from: number;
+      let continuous = false;
+      if (want === -1) {
+        from = last;
+        cu.told.add(channel);
+      } else if (want < -1) {
+        from = Math.max(0, last + want + 1);
+      } else if (otherEpoch) {
+        from = 0;
+        continuous = true;
+        cu.markReset(channel);
+      } else if (want > last) {
+        from = last;
+        cu.markReset(channel);
+      } else {
+        from = want;
+        continuous = true;
+      }
+      cu.start.set(channel, from);
+      cu.cursors.push({ channel, asked: want, pos: from, delivered: from, last, buffer: [], exhausted: from >= last, continuous });
+    }
+    return cu;
+  }
+
+  /** True once every channel has been read to where it stood when the catch-up began. */
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** Where each channel stands after what has been handed out (filtered entries included). */
+  get positions(): Map<string, number> {
+    return new Map(this.cursors.map((c) => [c.channel, c.pos]));
+  }
+
+  /**
+   * The next messages this client may see, in global order, about `maxBytes` of JSON (at least one
+   * message when any is due), and the channels found reset since the last call.
+   */
+  async next(maxBytes: number): Promise<{ messages: Outgoing[]; reset: string[] }> {
+    const messages: Outgoing[] = [];
+    let bytes = 0;
+    while (bytes < maxBytes) {
+      await this.fill();
+      let head: ChannelCursor | undefined;
+      for (const c of this.cursors) {
+        if (c.buffer.length && (!head || c.buffer[0].global_id < head.buffer[0].global_id)) head = c;
+      }
+      if (!head) {
+        this.finished = true;
+        break;
+      }
+      const m = head.buffer.shift()!;
+      head.pos = m.message_id;
+      if (!allowed(m, this.who)) continue;
+      head.delivered = m.message_id;
+      const o = new Outgoing(m);
+      messages.push(o);
+      bytes += o.json.length;
+    }
+    const reset = this.freshResets;
+    this.freshResets = [];
+    return { messages, reset };
+  }
+
+  /** Reads the next page of every channel whose read-ahead ran out. */
+  private async fill(): Promise<void> {
+    for (const c of this.cursors) {
+      if (c.buffer.length || c.exhausted) continue;
+      const page = await this.backend.backlog(c.channel, c.pos, READ_PAGE);
+      if (page.length && page[0].message_id > c.pos + 1 && c.continuous) {
+        // Trimmed before this client read it: say so, and go on from what is left.
+        this.markReset(c.channel);
+      }
+      c.continuous = true;
+      c.buffer = page;
+      c.exhausted = page.length < READ_PAGE || page[page.length - 1].message_id >= c.last;
+    }
+  }
+
+  private markReset(channel: string): void {
+    this.told.add(channel);
+    if (this.reset.includes(channel)) return;
+    this.reset.push(channel);
+    this.freshResets.push(channel);
+  }
+
+  /**
+   * The `/__status` of a catch-up answered in one piece (a poll), or null when there is nothing to
+   * say: where channels stand that were asked at -1, reset, or advanced past entries this client may
+   * not see; the epoch when the client's was another; every reset. An answer cut short (`done`
+   * false) also names where the channels asked at -N stand, so the next poll goes on from there.
+   */
+  status(): StatusData | null {
+    const data = this.toldPositions();
+    if (this.tellEpoch) data.__epoch = this.epoch;
+    if (this.reset.length) data.__reset = [...this.reset];
+    return Object.keys(data).length ? data : null;
+  }
+
+  /** The positions the client must be told (see `status`), without the epoch and resets. */
+  toldPositions(): StatusData {
+    const data: StatusData = {};
+    for (const c of this.cursors) {
+      if (this.told.has(c.channel) || c.delivered !== c.pos || (!this.finished && c.asked < -1)) data[c.channel] = c.pos;
+    }
+    return data;
+  }
 }

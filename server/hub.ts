@@ -13,12 +13,30 @@ export class Hub {
   private heartbeatTimer?: NodeJS.Timeout;
   delivered = 0;
 
-  constructor(heartbeatMs: number) {
+  constructor(
+    heartbeatMs: number,
+    /** Where a subscriber that throws is reported; it is closed, and the others go on. */
+    private readonly onError: (e: unknown) => void,
+  ) {
     if (heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => {
-        for (const s of this.subscribers) s.heartbeat();
+        for (const s of this.subscribers) this.guard(s, () => s.heartbeat());
       }, heartbeatMs);
       this.heartbeatTimer.unref();
+    }
+  }
+
+  /** Runs `fn` for one subscriber: one that throws must not cost the others their messages. */
+  private guard(s: Subscriber, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.onError(e);
+      try {
+        s.close();
+      } catch {
+        this.remove(s);
+      }
     }
   }
 
@@ -44,7 +62,7 @@ export class Hub {
 
   publish(o: Outgoing): void {
     const set = this.channels.get(o.channel);
-    if (set) for (const s of set) s.offer(o);
+    if (set) for (const s of set) this.guard(s, () => s.offer(o));
   }
 
   markDirty(s: Subscriber): void {
@@ -64,12 +82,12 @@ export class Hub {
       if (!batch.length || s.closed) continue;
       s.pending = [];
       this.delivered += batch.length;
-      s.send(batch, null);
+      this.guard(s, () => s.send(batch, null));
     }
   };
 
   resetEpoch(epoch: string): void {
-    for (const s of this.subscribers) s.resetEpoch(epoch);
+    for (const s of [...this.subscribers]) this.guard(s, () => s.resetEpoch(epoch));
   }
 
   countByKind(): Record<TransportKind, number> {
@@ -84,7 +102,7 @@ export class Hub {
 
   close(): void {
     clearInterval(this.heartbeatTimer);
-    for (const s of [...this.subscribers]) s.close();
+    for (const s of [...this.subscribers]) this.guard(s, () => s.close());
     this.subscribers.clear();
     this.channels.clear();
   }

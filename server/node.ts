@@ -1,10 +1,12 @@
-import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { createAdaptorServer } from "@hono/node-server";
+import { getRequestListener, RequestError } from "@hono/node-server";
 import { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { MessageBus } from "./bus.js";
+import { truncateUtf8 } from "../src/text.js";
+import { explainingWebSocket } from "./transports/ws-frame.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 
 export interface Listening {
@@ -15,18 +17,43 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** The routes mounted at `base` in an app of their own. */
+/** The routes mounted at `base` in an app of their own; outside it, a JSON 404 too. */
 export function mountedApp(bus: MessageBus): Hono {
-  return new Hono().route(bus.options.base, bus.routes());
+  const app = new Hono().route(bus.options.base, bus.routes());
+  app.notFound((c) => c.json({ error: "not found" }, 404, { "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store" }));
+  return app;
 }
 
 export async function listen(bus: MessageBus, port: number, hostname: string, app?: Hono): Promise<Listening> {
   const root = app ?? mountedApp(bus);
-  const server = createAdaptorServer({ fetch: root.fetch }) as Server;
+  const listener = getRequestListener(root.fetch, {
+    // A request target the adapter cannot make a URL of (`GET *`, a bad Host) is bad input: JSON, as every other.
+    errorHandler: (e) => {
+      if (!(e instanceof RequestError)) bus.logError(e);
+      return Response.json(
+        { error: e instanceof RequestError ? `bad request: ${truncateUtf8(e.message, 200)}` : "internal error" },
+        { status: e instanceof RequestError ? 400 : 500, headers: { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" } },
+      );
+    },
+  });
+  const server = createServer(listener as (req: IncomingMessage, res: ServerResponse) => void);
   // Node closes an idle keep-alive socket after 5 s, which races with clients (and proxies) that
   // reuse it just then: their next publish or poll fails with "other side closed". Outlast them.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // Requests Node's parser refuses (a bad Content-Length, raw bytes in the target) get a JSON error
+  // like every other bad request, not a bare 400.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // As Node's own handler: answer only on a socket nothing was written to yet (mid-pipeline, an
+    // answer would corrupt the response in progress).
+    if (!socket.writable || (socket as Socket).bytesWritten > 0 || err.code === "ECONNRESET") return socket.destroy();
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const body = JSON.stringify({ error: `bad request: ${err.code ?? "unreadable"}` });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  });
   attach(bus, server, root);
   const spare = spareSockets(server);
   await new Promise<void>((resolve, reject) => {
@@ -95,13 +122,29 @@ function spareSockets(server: Server): { closeAll(): void; destroyAll(): void } 
   };
 }
 
-function toRequest(req: IncomingMessage): Request {
+/** A host name or address with an optional port: nothing that could change the URL's path. */
+const VALID_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The upgrade as a web Request for the Hono app. Its URL is built from Host and the request target,
+ * so both are checked as @hono/node-server checks plain requests: a Host such as
+ * `x/message-bus/other-client/ws?` would otherwise move the path the app routes (another client's
+ * socket, other GET routes). Null when either is not acceptable.
+ */
+function toRequest(req: IncomingMessage): Request | null {
+  const host = req.headers.host ?? "localhost";
+  const target = req.url ?? "/";
+  if (!VALID_HOST.test(host) || target[0] !== "/") return null;
   const headers = new Headers();
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined) continue;
     headers.set(k, Array.isArray(v) ? v.join(", ") : v);
   }
-  return new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, { method: "GET", headers });
+  const scheme = (req.socket as Socket & { encrypted?: boolean }).encrypted ? "https" : "http";
+  const url = new URL(`${scheme}://${host}${target}`);
+  // The target may not climb out of its path either (`/message-bus/../x`): the URL must keep it.
+  if (url.pathname + url.search !== target) return null;
+  return new Request(url, { method: "GET", headers });
 }
 
 async function reject(socket: Duplex, res: Response): Promise<void> {
@@ -111,6 +154,7 @@ async function reject(socket: Duplex, res: Response): Promise<void> {
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\n` +
       `Content-Type: ${res.headers.get("content-type") ?? "application/json"}\r\n` +
+      "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n" +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
@@ -124,6 +168,12 @@ export function attach(bus: MessageBus, server: Server, app?: Hono): void {
     maxPayload: bus.limits.maxFrameBytes * 4,
     perMessageDeflate: false,
     clientTracking: false,
+    WebSocket: explainingWebSocket(bus.limits.maxFrameBytes),
+  });
+  // A handshake ws refuses (no key, another version) is answered as every bad request is: JSON.
+  wss.on("wsClientError", (err: Error, socket: Duplex) => {
+    const status = err.message === "Invalid HTTP method" ? 405 : 400;
+    void reject(socket, Response.json({ error: `bad WebSocket handshake: ${err.message}` }, { status }));
   });
   const prefix = bus.options.base + "/";
   const prefixes = busPrefixes.get(server) ?? [];
@@ -146,10 +196,15 @@ export function attach(bus: MessageBus, server: Server, app?: Hono): void {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       return;
     }
+    const request = toRequest(req);
+    if (!request) {
+      await reject(socket, Response.json({ error: "bad request: invalid Host header or request target" }, { status: 400 }));
+      return;
+    }
     expectUpgrade(req);
     let res: Response;
     try {
-      res = await root.fetch(toRequest(req), { incoming: req, outgoing: undefined });
+      res = await root.fetch(request, { incoming: req, outgoing: undefined });
     } catch (e) {
       bus.logError(e);
       res = Response.json({ error: "internal error" }, { status: 500 });

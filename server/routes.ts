@@ -1,5 +1,7 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Hono, type Context } from "hono";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { cheapBodyLimit } from "./body-limit.js";
 import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../src/errors.js";
@@ -11,6 +13,7 @@ import { NO_CACHE } from "./transports/common.js";
 import { acceptUpgrade } from "./upgrade.js";
 import { checkClientId } from "../src/channel.js";
 import { BackendUnavailableError } from "./backends/shared-errors.js";
+import { admitRequest, clientLeft, discardUnreadBody } from "./connection.js";
 
 /** The browser bundle, if it has been built (`npm run build`). */
 function clientBundle(): string | null {
@@ -42,8 +45,27 @@ export function createRoutes(bus: MessageBus): Hono {
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
     // The shared store is down: the publish was not taken, the caller may retry.
     if (err instanceof BackendUnavailableError) return c.json({ error: err.message }, 503);
+    // The client left while its body was read: nobody to answer, nothing went wrong.
+    if (clientLeft(c)) return RESPONSE_ALREADY_SENT;
     bus.logError(err);
     return c.json({ error: "internal error" }, 500);
+  });
+
+  app.use(async (c, next) => {
+    // A connection with many requests queued behind an open stream (pipelining) is closed.
+    if (!admitRequest(c, limits.maxQueuedRequests)) return RESPONSE_ALREADY_SENT;
+    // Hono answers HEAD with the GET route minus its body, but a poll or a stream writes its own.
+    if (c.req.method === "HEAD" && /\/(poll|sse|ws)$/.test(c.req.path)) {
+      return c.json({ error: "this URL takes GET or POST" }, 405, { Allow: "GET, POST" });
+    }
+    await next();
+    discardUnreadBody(c);
+    // JSON and text bodies are never to be sniffed as HTML; errors are never to be cached. (A response
+    // already written on Node carries its own headers; the marker it returns is shared, never touched.)
+    if (c.res === RESPONSE_ALREADY_SENT) return;
+    const headers = c.res.headers;
+    headers.set("X-Content-Type-Options", "nosniff");
+    if (c.res.status >= 400 && !headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
   });
 
   // message_bus answers preflights with 200; cross-origin use is configured by the app's own CORS middleware.
@@ -69,7 +91,7 @@ export function createRoutes(bus: MessageBus): Hono {
   app.post("/publish", publishLimit, async (c) => {
     const token = bus.options.publishToken;
     if (!token) return c.json({ error: "publishing over HTTP is disabled: start the server with a publish token" }, 404);
-    if (c.req.header("authorization") !== `Bearer ${token}`) {
+    if (!bearerMatches(c.req.header("authorization"), token)) {
       return c.json({ error: "missing or wrong bearer token" }, 401, { "WWW-Authenticate": "Bearer" });
     }
     let body: Record<string, unknown>;
@@ -98,4 +120,14 @@ export function createRoutes(bus: MessageBus): Hono {
 
   app.all("*", (c) => c.json({ error: "not found" }, 404));
   return app;
+}
+
+/**
+ * `Authorization: Bearer <token>`, the scheme in any case (RFC 9110), compared in constant time:
+ * digests of equal length, so neither the token's bytes nor its length leak through timing.
+ */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = header ? /^bearer[ \t]+(.*)$/i.exec(header) : null;
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  return timingSafeEqual(digest(m ? m[1].trim() : ""), digest(token)) && m !== null;
 }

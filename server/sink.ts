@@ -7,12 +7,17 @@ export interface Sink {
   /** The same bytes as many other sinks get (see SharedBytes). */
   writeShared(bytes: SharedBytes): void;
   end(last?: string): void;
+  /** Cuts the connection at once: what is buffered for a client that does not read is freed. */
+  destroy(): void;
+  /** Writes, and resolves true once `chunk` is on the network; false if that takes `ms` or the client goes. */
+  writeAndWait(chunk: string, ms: number): Promise<boolean>;
   /** Bytes written but not yet taken by the network. */
   readonly buffered: number;
   readonly closed: boolean;
 }
 
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import { onClientGone } from "./connection.js";
 import type { SharedBytes } from "./shared-bytes.js";
 
 /** Node's own state of a response: its head is on the wire and its body is chunked. */
@@ -37,13 +42,13 @@ class NodeSink implements Sink {
 
   constructor(
     private readonly out: ServerResponse,
-    private readonly onClose: () => void,
+    private readonly owner: SinkOwner,
   ) {}
 
   readonly gone = (): void => {
     if (this.ended) return;
     this.ended = true;
-    this.onClose();
+    this.owner.finish();
   };
 
   write(chunk: string | Uint8Array): void {
@@ -65,7 +70,30 @@ class NodeSink implements Sink {
     if (this.ended) return;
     this.ended = true;
     this.out.end(last);
-    this.onClose();
+    this.owner.finish();
+  }
+
+  destroy(): void {
+    const wasEnded = this.ended;
+    this.ended = true;
+    this.out.destroy();
+    if (!wasEnded) this.owner.finish();
+  }
+
+  writeAndWait(chunk: string, ms: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.out.off("close", gone);
+        resolve(ok);
+      };
+      const gone = () => done(false);
+      const timer = setTimeout(gone, ms);
+      this.out.once("close", gone);
+      // Node calls back once the chunk was handed to the kernel, or with an error if the socket went.
+      this.out.write(chunk, (err) => done(!err));
+    });
   }
 
   get buffered(): number {
@@ -81,19 +109,27 @@ class NodeSink implements Sink {
  * On Node the stream is written straight to the ServerResponse: one syscall-sized write per batch,
  * no web-stream machinery per message. Elsewhere (Bun, Deno, `app.request` in tests) a ReadableStream.
  */
+/**
+ * Who is told when the stream ends. An object, not a closure: a closure made where the stream is
+ * opened would keep that function's whole context (the request, the parsed subscription) alive as
+ * long as the stream.
+ */
+export interface SinkOwner {
+  finish(): void;
+}
+
 export function openSink(
   c: Context,
   headers: Record<string, string>,
-  onClose: () => void,
+  owner: SinkOwner,
 ): { sink: Sink; response: Response } {
   const out = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (out && typeof out.writeHead === "function") {
-    const sink = new NodeSink(out, onClose);
+    const sink = new NodeSink(out, owner);
     out.writeHead(200, headers);
     flattenHead(out);
-    out.on("close", sink.gone);
-    // The client may have left while the backlog was read; "close" has then fired already.
-    if (out.destroyed || out.socket?.destroyed) queueMicrotask(sink.gone);
+    // The client may have left while the backlog was read: then it is gone already.
+    if (!onClientGone(c, sink.gone)) queueMicrotask(sink.gone);
     return { sink, response: RESPONSE_ALREADY_SENT };
   }
 
@@ -101,17 +137,19 @@ export function openSink(
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   let queued = 0;
+  let pulled: (() => void) | null = null;
   const stream = new ReadableStream<Uint8Array>({
     start(ctl) {
       controller = ctl;
     },
     pull() {
       queued = 0;
+      pulled?.();
     },
     cancel() {
       if (closed) return;
       closed = true;
-      onClose();
+      owner.finish();
     },
   });
   const sink: Sink = {
@@ -129,7 +167,29 @@ export function openSink(
       if (last) controller.enqueue(encoder.encode(last));
       closed = true;
       controller.close();
-      onClose();
+      owner.finish();
+    },
+    destroy() {
+      if (closed) return;
+      closed = true;
+      controller.error(new Error("cut"));
+      owner.finish();
+    },
+    writeAndWait(chunk, ms) {
+      if (closed) return Promise.resolve(false);
+      sink.write(chunk);
+      // A web stream has taken it once its reader pulls again.
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          pulled = null;
+          resolve(false);
+        }, ms);
+        pulled = () => {
+          clearTimeout(timer);
+          pulled = null;
+          resolve(!closed);
+        };
+      });
     },
     get buffered() {
       return queued;

@@ -1,9 +1,33 @@
 import type { StatusData } from "../src/envelope.js";
+import type { Backend } from "./backend.js";
+import { CatchUp } from "./catch-up.js";
 import { allowed, type Identity } from "./identity.js";
 import type { Outgoing } from "./outgoing.js";
 import type { Hub } from "./hub.js";
 
 export type TransportKind = "poll" | "long-poll" | "chunked" | "sse" | "websocket" | "server";
+
+/** One page of a catch-up, as a transport writes it. */
+export interface CatchUpPage {
+  cu: CatchUp;
+  messages: Outgoing[];
+  /** Channels found reset since the last page (with the first: another epoch, trimmed, past the end). */
+  reset: string[];
+  first: boolean;
+  /** The catch-up is complete with this page: its closing status is due. */
+  last: boolean;
+}
+
+/** How a transport takes part in the subscribe lifecycle. */
+export interface CatchUpWriter {
+  /** The catch-up is open (positions decided, first pages read): a stream may start its response. */
+  begin?(cu: CatchUp): void;
+  /** Writes a page; may wait for the client to take it (a slow client is cut by the transport). */
+  page(p: CatchUpPage): void | Promise<void>;
+}
+
+/** How long a store outage keeps a server-side subscriber's catch-up waiting between attempts. */
+const RETRY_MS = [100, 250, 500, 1000, 2000, 5000];
 
 /**
  * One connection's (or server-side callback's) view of the bus: channel → position, and the
@@ -41,6 +65,55 @@ export abstract class Subscriber {
   }
 
   /**
+   * The subscribe lifecycle, the same for every transport: registered for live messages first, then
+   * the backlog read and handed to `writer` page by page (about `pageBytes` each, so a slow client
+   * never makes the server hold the whole backlog), then the positions settled and whatever arrived
+   * meanwhile let through, each message once. With `retry`, a store outage is waited out (a
+   * server-side subscriber has nobody to report to); otherwise its error is the caller's to answer.
+   */
+  async load(
+    backend: Backend,
+    asked: Map<string, number>,
+    clientEpoch: string | undefined,
+    writer: CatchUpWriter,
+    { pageBytes, retry }: { pageBytes: number; retry?: (e: unknown, attempt: number) => void },
+  ): Promise<void> {
+    this.register(asked.keys());
+    try {
+      let from = asked;
+      let epoch = clientEpoch;
+      let begun = false;
+      for (let attempt = 0; ; attempt++) {
+        let cu: CatchUp | undefined;
+        try {
+          cu = await CatchUp.open(backend, from, epoch, this.who);
+          if (this.closed) return;
+          if (!begun) writer.begin?.(cu);
+          for (let first = !begun; !this.closed && this.resetWhileLoading === undefined; first = false) {
+            begun = true;
+            const { messages, reset } = await cu.next(pageBytes);
+            if (this.closed) return;
+            await writer.page({ cu, messages, reset, first, last: cu.done });
+            if (cu.done) break;
+          }
+          // A reset while loading voids these positions: every channel starts over at 0 (endLoading).
+          if (this.resetWhileLoading === undefined) this.settle(cu.positions);
+          return;
+        } catch (e) {
+          if (!retry || this.closed) throw e;
+          retry(e, attempt);
+          // Go on from where the pages already delivered left each channel, in the epoch they belong to.
+          if (cu) [from, epoch] = [cu.positions, cu.epoch];
+          await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
+          if (this.closed) return;
+        }
+      }
+    } finally {
+      this.endLoading();
+    }
+  }
+
+  /**
    * Registers channels in the hub before their backlog is read; live messages for any channel are
    * held back until the matching `endLoading`.
    */
@@ -58,13 +131,14 @@ export abstract class Subscriber {
 
   endLoading(): void {
     if (--this.loading > 0) return;
-    if (this.resetWhileLoading !== undefined) {
-      // Channels live before the reset stand at 0; those just loaded where their (retried) catch-up put them.
+    if (this.resetWhileLoading !== undefined && !this.closed) {
+      // Every channel stands at 0 in the new epoch; what was published in it since comes next, from `early`.
       const data: StatusData = { __epoch: this.resetWhileLoading, __reset: [...this.positions.keys()] };
       for (const [ch, pos] of this.positions) data[ch] = pos;
       this.resetWhileLoading = undefined;
       this.send([], data);
     }
+    this.resetWhileLoading = undefined;
     if (!this.early) return;
     const early = this.early;
     this.early = null;
@@ -75,8 +149,8 @@ export abstract class Subscriber {
   resetEpoch(epoch: string): void {
     if (this.loading) {
       // The transport may have nothing to write to yet (no response, no stream): calling send() here
-      // crashed. Live messages held so far are the old epoch's; the catch-up under way reads again in
-      // the new one (catchUp) and settles the channels it loads.
+      // crashed. Live messages held so far are the old epoch's; the catch-up under way stops, and
+      // `endLoading` tells the client and lets through what the new epoch brought meanwhile.
       for (const ch of this.positions.keys()) this.positions.set(ch, 0);
       this.early = null;
       this.pending = [];

@@ -1,16 +1,25 @@
 import { ProtocolError } from "./errors.js";
 import { DEFAULT_LIMITS } from "./limits.js";
+import { isWellFormed, quote, utf8Length } from "./text.js";
 
-// Printable ASCII without space; the first character is the slash.
-const CHANNEL_RE = /^\/[\x21-\x7e]*$/;
+// C0, DEL and C1: they would break log lines and headers, and no channel needs them.
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Channels are `/`-led printable ASCII without spaces, 1..maxBytes bytes (ASCII: bytes = length). */
+/**
+ * A channel is any text that starts with "/", 1..maxBytes bytes of UTF-8, without control
+ * characters: message_bus accepts any string, and its users have channels like "/café bar".
+ */
 export function checkChannel(channel: unknown, maxBytes = DEFAULT_LIMITS.maxChannelBytes): string {
-  if (typeof channel !== "string" || channel.length > maxBytes || !CHANNEL_RE.test(channel)) {
-    const shown = typeof channel === "string" ? JSON.stringify(channel.slice(0, 80)) : typeof channel;
+  if (
+    typeof channel !== "string" ||
+    channel[0] !== "/" ||
+    (channel.length * 3 > maxBytes && (channel.length > maxBytes || utf8Length(channel) > maxBytes)) ||
+    CONTROL_RE.test(channel) ||
+    !isWellFormed(channel)
+  ) {
     throw new ProtocolError(
-      `bad channel ${shown}: a channel starts with "/" and is 1-${maxBytes} printable ASCII characters without spaces`,
+      `bad channel ${quote(channel)}: a channel starts with "/" and is 1-${maxBytes} bytes of UTF-8 without control characters`,
     );
   }
   return channel;
@@ -19,7 +28,7 @@ export function checkChannel(channel: unknown, maxBytes = DEFAULT_LIMITS.maxChan
 /** Channels under `/__` are the protocol's own (`/__status`); nobody may publish there. */
 export function checkPublishChannel(channel: unknown, maxBytes?: number): string {
   const c = checkChannel(channel, maxBytes);
-  if (c.startsWith("/__")) throw new ProtocolError(`bad channel "${c}": channels starting with "/__" are reserved`);
+  if (c.startsWith("/__")) throw new ProtocolError(`bad channel ${quote(c)}: channels starting with "/__" are reserved`);
   return c;
 }
 
@@ -41,7 +50,7 @@ export function parsePosition(value: unknown, channel: string): number {
   else if (typeof value === "string" && /^-?\d{1,16}$/.test(value)) n = Number(value);
   else n = NaN;
   if (!Number.isSafeInteger(n)) {
-    throw new ProtocolError(`bad id for channel "${channel}": ${JSON.stringify(value)} is not an integer`);
+    throw new ProtocolError(`bad id for channel ${quote(channel, 60)}: ${quote(value, 40)} is not an integer`);
   }
   return n;
 }

@@ -4,3 +4,4 @@ export * from "./errors.js";
 export * from "./limits.js";
 export * from "./subscription.js";
 export * from "./wire.js";
+export * from "./text.js";

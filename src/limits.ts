@@ -1,4 +1,4 @@
-/** Every limit of DESIGN §5 with its default. Each is an option of the server (`limits`). */
+/** Every limit of the protocol (docs/protocol.md, "Limits") with its default. Each is an option of the server (`limits`). */
 export interface Limits {
   /** Largest request body in bytes (subscriptions, publish API). */
   maxBodyBytes: number;
@@ -8,8 +8,17 @@ export interface Limits {
   maxMessageBytes: number;
   /** Largest WebSocket frame a client may send, in bytes. */
   maxFrameBytes: number;
-  /** A WebSocket whose unsent buffer passes this many bytes is closed (1013) and resumes from the backlog. */
-  maxWsBufferedBytes: number;
+  /**
+   * Bytes written to one connection (WebSocket, SSE, chunked long-poll) that its client has not yet
+   * taken; past it the connection is cut (WebSocket: close 1013) and the client resumes from the
+   * backlog. A catch-up is written in pages of a quarter of this, each once the last was taken, and
+   * a poll's answer holds at most a quarter of it (the rest comes with the next poll).
+   */
+  maxBufferedBytes: number;
+  /** A connection that takes none of what was written to it for this long (ms) is cut. */
+  maxStallMs: number;
+  /** Requests one connection may have waiting behind an unfinished response (HTTP/1.1 pipelining); past it the connection is closed. */
+  maxQueuedRequests: number;
   /** Longest channel name in bytes. */
   maxChannelBytes: number;
 }
@@ -19,6 +28,13 @@ export const DEFAULT_LIMITS: Limits = {
   maxChannels: 100,
   maxMessageBytes: 256 * 1024,
   maxFrameBytes: 64 * 1024,
-  maxWsBufferedBytes: 1024 * 1024,
+  maxBufferedBytes: 1024 * 1024,
+  maxStallMs: 30_000,
+  maxQueuedRequests: 16,
   maxChannelBytes: 256,
 };
+
+/** A catch-up page, and the most a poll answers at once. */
+export function pageBytes(limits: Pick<Limits, "maxBufferedBytes">): number {
+  return Math.max(1024, Math.floor(limits.maxBufferedBytes / 4));
+}

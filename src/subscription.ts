@@ -1,6 +1,7 @@
 import { checkChannel, parsePosition } from "./channel.js";
 import { ProtocolError } from "./errors.js";
 import { DEFAULT_LIMITS } from "./limits.js";
+import { quote } from "./text.js";
 
 /** What a client asks for, the same on every transport: channel → position, plus control keys. */
 export interface Subscription {
@@ -20,8 +21,9 @@ const LIMITS: SubscriptionLimits = DEFAULT_LIMITS;
 
 function control(sub: Subscription, key: string, value: unknown): boolean {
   if (key === "__seq") {
-    const seq = Number(value);
-    if (!Number.isSafeInteger(seq)) throw new ProtocolError(`bad __seq: ${JSON.stringify(value)}`);
+    // Only a number or a decimal string: Number() of a nested array recurses through toString.
+    const seq = typeof value === "number" ? value : typeof value === "string" && /^-?\d{1,16}$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(seq)) throw new ProtocolError(`bad __seq: ${quote(value, 40)} is not an integer`);
     sub.seq = seq;
     return true;
   }
@@ -64,7 +66,7 @@ export function parseSubscription(
   }
   for (const [key, value] of Object.entries(input)) {
     if (control(sub, key, value)) continue;
-    if (value !== null && typeof value === "object") throw new ProtocolError(`bad id for channel "${key}": not a number`);
+    if (value !== null && typeof value === "object") throw new ProtocolError(`bad id for channel ${quote(key, 60)}: not a number`);
     add(sub, key, value, limits);
   }
   return sub;

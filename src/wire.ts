@@ -59,8 +59,11 @@ export function parseSseId(id: string | null | undefined, channels: number): { e
   const colon = id.indexOf(":");
   if (colon <= 0) return null;
   const list = id.slice(colon + 1);
-  const positions = list === "" ? [] : list.split(",").map(Number);
-  if (positions.length !== channels || !positions.every((p) => Number.isSafeInteger(p) && p >= 0)) return null;
+  const parts = list === "" ? [] : list.split(",");
+  // Decimal digits only: Number() would also take "0x10", "1e3", " 1" and "".
+  if (parts.length !== channels || !parts.every((p) => /^\d{1,16}$/.test(p))) return null;
+  const positions = parts.map(Number);
+  if (!positions.every(Number.isSafeInteger)) return null;
   return { epoch: id.slice(0, colon), positions };
 }
 

@@ -55,6 +55,33 @@ describe.each(kinds)("%s backend", (kind) => {
     expect(events.epochs).toEqual([]);
   });
 
+  it("carries message_bus channels exactly: any UTF-8 after the slash (keys, rows, feed, snapshot)", async () => {
+    await fresh();
+    // Spaces, scripts, emoji, the characters Redis keys, globs, SQL and JSON care about, and 256 bytes.
+    const names = ["/café bar", "/日本語/チャット", "/emoji😀", "/glob*?[x]", "/quote'\"\\", "/a|b\u00a0c", "/" + "é".repeat(127) + "x"];
+    for (const ch of names) await b.append(req(ch, { ch }));
+    for (const ch of names) {
+      const backlog = await b.backlog(ch, 0);
+      expect(backlog.map((m) => [m.channel, m.message_id, m.data])).toEqual([[ch, 1, { ch }]]);
+    }
+    // A name that differs in one code point is another channel.
+    expect(await b.backlog("/cafe bar", 0)).toEqual([]);
+    const snap = await b.snapshot(names);
+    expect([...snap.lastIds.values()]).toEqual(names.map(() => 1));
+    await events.count(names.length);
+    expect(events.messages.map((m) => m.channel)).toEqual(names);
+    expect((await b.globalBacklog(0)).map((m) => m.channel)).toEqual(names);
+  });
+
+  it("reads a backlog a page at a time: at most `limit` messages after the position", async () => {
+    await fresh();
+    for (let i = 1; i <= 7; i++) await b.append(req("/pg", i));
+    expect((await b.backlog("/pg", 0, 3)).map((m) => m.message_id)).toEqual([1, 2, 3]);
+    expect((await b.backlog("/pg", 3, 3)).map((m) => m.message_id)).toEqual([4, 5, 6]);
+    expect((await b.backlog("/pg", 6, 3)).map((m) => m.message_id)).toEqual([7]);
+    expect((await b.backlog("/pg", 0)).map((m) => m.message_id)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
   it("reads backlogs after a position, and snapshots epoch, global id and last ids together", async () => {
     await fresh();
     for (let i = 1; i <= 3; i++) await b.append(req("/a", { i }));

@@ -70,10 +70,11 @@ describe.skipIf(!haveChromium)("in Chromium", () => {
   ] as const;
 
   describe.each(MODES)("message-bus-client (npm, with jQuery) over $name", ({ name, setup }) => {
-    it("receives 3 channels in order, each once, with exact data", async () => {
+    it("receives 3 channels (one named with a space and non-ASCII letters) in order, each once, with exact data", async () => {
       const page = await openPage();
       const tag = name.replace(/\W+/g, "-");
-      const channels = [`/mb/${tag}/a`, `/mb/${tag}/b`, `/mb/${tag}/c`];
+      // message_bus accepts any channel name: its users have ones with spaces and non-ASCII letters.
+      const channels = [`/mb/${tag}/a`, `/mb/${tag}/b`, `/mb/${tag}/café 日本 c`];
       const polls: { url: string; dontChunk: boolean }[] = [];
       const contentTypes: string[] = [];
       page.on("request", (r) => {

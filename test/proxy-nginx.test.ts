@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { hasNginx, requireService } from "./helpers/services.js";
 import { NGINX_CONFIGS, startNginx, type Nginx, type NginxConfig } from "./helpers/nginx.js";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
 
 const enabled = requireService("nginx", hasNginx(), "apt-get install nginx-light");
 
@@ -220,11 +220,11 @@ describe.runIf(enabled)("nginx configs misbehave as intended", () => {
     const friendly = open("friendly");
     const buffering = open("buffering");
     await until(() => friendly.body().includes('"data":{"c":"friendly"}'), "friendly's first chunk while open");
-    await until(() => at("buffering").server.bus.longPolls.has("chunky-buffering"), "the held poll behind buffering");
+    await until(() => heldPoll(at("buffering").server.bus, "chunky-buffering") !== undefined, "the held poll behind buffering");
     await sleep(500);
     expect(buffering.chunks.length, "buffering passed the first chunk on while the poll was held").toBe(0);
     buffering.mark();
-    at("buffering").server.bus.longPolls.get("chunky-buffering")!.close();
+    heldPoll(at("buffering").server.bus, "chunky-buffering")!.close();
     await buffering.ended;
     expect(buffering.firstAfterMark).toBe(true);
     expect((await buffering.response).headers["content-encoding"]).toBe("gzip");

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
 import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
 
 let server: TestServer;
 afterEach(async () => {
@@ -180,7 +180,7 @@ describe("__seq replacement", () => {
     const a = await first;
     expect(a.status).toBe(200);
     expect(a.text).toBe("[]");
-    await waitFor(() => server.bus.longPolls.get("same")?.seq === 3);
+    await waitFor(() => heldPoll(server.bus, "same")?.seq === 3);
     const stale = await longPoll(server.base, "same", { "/p": 0 }, { extra: { __seq: 1 } });
     expect(stale.text).toBe("[]");
     // The newest is still held and gets the message.

@@ -3,7 +3,7 @@ import type { Message } from "../src/envelope.js";
 import { chunkedPoll, longPoll, parse, sse, WsClient, wsUrl } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { RacingBackend } from "./fixtures/racing-backend.js";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
 
 /**
  * What a slow backend round trip lets happen in the middle of a catch-up: a reset, a newer
@@ -72,7 +72,7 @@ describe("a newer long-poll from the same client while the older reads its backl
     let newer!: Promise<{ status: number; text: string }>;
     backend.race = async () => {
       newer = longPoll(s.base, "same", { "/q": 1 }, { extra: { __seq: 2 } });
-      await waitFor(() => s.bus.longPolls.get("same")?.seq === 2, "the newer poll registered");
+      await waitFor(() => heldPoll(s.bus, "same")?.seq === 2, "the newer poll registered");
     };
     let older: string;
     if (kind === "long-poll") {

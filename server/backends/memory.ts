@@ -21,8 +21,14 @@ class ChannelLog {
     if (last && e.expiresAt < last.expiresAt) this.unordered = true;
     this.entries.push(e);
     const over = this.entries.length - this.head - maxSize;
-    if (over > 0) this.head += over;
+    if (over > 0) this.dropTo(this.head + over);
     this.expire(now);
+  }
+
+  /** Trims the entries before `head`: their slots are cleared at once, so the messages can be freed. */
+  private dropTo(head: number): void {
+    for (let i = this.head; i < head; i++) this.entries[i] = undefined!;
+    this.head = head;
   }
 
   /** Drops everything up to the newest expired message (a message expiring takes older ones with it). */
@@ -31,12 +37,14 @@ class ChannelLog {
     if (this.unordered) {
       for (let i = entries.length - 1; i >= this.head; i--) {
         if (entries[i].expiresAt <= now) {
-          this.head = i + 1;
+          this.dropTo(i + 1);
           break;
         }
       }
     } else {
-      while (this.head < entries.length && entries[this.head].expiresAt <= now) this.head++;
+      let head = this.head;
+      while (head < entries.length && entries[head].expiresAt <= now) head++;
+      this.dropTo(head);
     }
     if (this.head > 1024 && this.head * 2 > entries.length) {
       this.entries = entries.slice(this.head);
@@ -44,14 +52,15 @@ class ChannelLog {
     }
   }
 
-  after(id: number, now: number): StoredMessage[] {
+  after(id: number, now: number, limit: number): StoredMessage[] {
     this.expire(now);
     const { entries } = this;
     if (this.head >= entries.length) return [];
     // Ids are contiguous, so the index of id+1 is computed, not searched.
     const start = Math.max(this.head, this.head + (id + 1 - entries[this.head].message.message_id));
-    const out: StoredMessage[] = new Array(Math.max(0, entries.length - start));
-    for (let i = start; i < entries.length; i++) out[i - start] = entries[i].message;
+    const end = Math.min(entries.length, start + limit);
+    const out: StoredMessage[] = new Array(Math.max(0, end - start));
+    for (let i = start; i < end; i++) out[i - start] = entries[i].message;
     return out;
   }
 }
@@ -88,7 +97,8 @@ export class MemoryBackend implements Backend {
     log.push({ message, expiresAt: now + req.maxBacklogAge * 1000 }, req.maxBacklogSize, now);
     this.global.push(message);
     const over = this.global.length - this.globalHead - req.maxGlobalBacklogSize;
-    if (over > 0) this.globalHead += over;
+    // Trimmed slots are cleared at once, so the messages can be freed before the next compaction.
+    for (let i = 0; i < over; i++) this.global[this.globalHead++] = undefined!;
     if (this.globalHead > 1024 && this.globalHead * 2 > this.global.length) {
       this.global = this.global.slice(this.globalHead);
       this.globalHead = 0;
@@ -97,8 +107,8 @@ export class MemoryBackend implements Backend {
     return message;
   }
 
-  async backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
-    return this.channels.get(channel)?.after(afterId, Date.now()) ?? [];
+  async backlog(channel: string, afterId: number, limit = Infinity): Promise<StoredMessage[]> {
+    return this.channels.get(channel)?.after(afterId, Date.now(), limit) ?? [];
   }
 
   async globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {

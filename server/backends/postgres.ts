@@ -128,16 +128,16 @@ export class PostgresBackend implements Backend {
     return r.rows.map((row) => ({ epoch: row.out_epoch, globalId: Number(row.out_global_id), messageId: Number(row.out_message_id) }));
   }
 
-  backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
-    return reading("PostgreSQL", () => this.readBacklog(channel, afterId));
+  backlog(channel: string, afterId: number, limit?: number): Promise<StoredMessage[]> {
+    return reading("PostgreSQL", () => this.readBacklog(channel, afterId, limit));
   }
 
-  private async readBacklog(channel: string, afterId: number): Promise<StoredMessage[]> {
+  private async readBacklog(channel: string, afterId: number, limit?: number): Promise<StoredMessage[]> {
     const r = await this.pool.query<Row>(
       `SELECT global_id, message_id, meta, data FROM ${this.S}.backlog
        WHERE channel = $1 AND message_id > $2 AND expires_at > (extract(epoch FROM now()) * 1000)::bigint
-       ORDER BY message_id`,
-      [channel, afterId],
+       ORDER BY message_id LIMIT $3`,
+      [channel, afterId, limit ?? null],
     );
     return r.rows.map(decodeRow);
   }

@@ -63,10 +63,10 @@ redis.call('PUBLISH', ARGV[8], epoch .. ':' .. gid)
 return {epoch, gid, mid}
 `;
 
-/** KEYS: log, exp. ARGV: after message id. Returns the retained entries after it. */
+/** KEYS: log, exp. ARGV: after message id, most entries (-1: all). Returns the retained entries after it. */
 export const BACKLOG = `${EPOCH}
 expire(KEYS[1], KEYS[2], now_ms())
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 `;
 
 /** KEYS: epoch, gid, global. ARGV: after global id, page size, fresh epoch. Returns {epoch, last gid, entries}. */

@@ -138,12 +138,12 @@ export class RedisBackend implements Backend {
     return publishedMessage(req, gid, mid);
   }
 
-  backlog(channel: string, afterId: number): Promise<StoredMessage[]> {
-    return reading("Redis", () => this.readBacklog(channel, afterId));
+  backlog(channel: string, afterId: number, limit?: number): Promise<StoredMessage[]> {
+    return reading("Redis", () => this.readBacklog(channel, afterId, limit));
   }
 
-  private async readBacklog(channel: string, afterId: number): Promise<StoredMessage[]> {
-    const entries = await this.eval<string[]>(BACKLOG, [this.logKey(channel), this.expKey(channel)], [String(afterId)]);
+  private async readBacklog(channel: string, afterId: number, limit = -1): Promise<StoredMessage[]> {
+    const entries = await this.eval<string[]>(BACKLOG, [this.logKey(channel), this.expKey(channel)], [String(afterId), String(limit)]);
     return entries.map(decodeEntry);
   }
 

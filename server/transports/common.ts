@@ -1,11 +1,15 @@
 import { statusMessage, type StatusData } from "../../src/envelope.js";
 import { jsonArray } from "../../src/wire.js";
 import type { Outgoing } from "../outgoing.js";
+import { BackendUnavailableError } from "../backends/shared-errors.js";
+import type { CatchUpPage } from "../subscriber.js";
 
+/** Every response of the bus: never cached, never content-sniffed (a JSON body is not HTML). */
 export const NO_CACHE: Record<string, string> = {
   "Cache-Control": "no-cache, no-store, no-transform",
   Pragma: "no-cache",
   Expires: "0",
+  "X-Content-Type-Options": "nosniff",
 };
 
 export const JSON_TYPE = "application/json; charset=utf-8";
@@ -20,4 +24,49 @@ export function batchJson(batch: readonly Outgoing[], status: StatusData | null)
   const parts = batch.map((o) => o.json);
   parts.push(JSON.stringify(statusMessage(status)));
   return jsonArray(parts);
+}
+
+/**
+ * The status a streamed catch-up page carries: the epoch with the first page (when the client's was
+ * another), the channels found reset since the previous page (so the client resets them before the
+ * messages that follow), and with the last page where the channels stand. A catch-up of one page
+ * gets exactly the status a poll would.
+ */
+export function pageStatus(p: CatchUpPage): StatusData | null {
+  const data: StatusData = p.last ? p.cu.toldPositions() : {};
+  if (p.first && p.cu.tellEpoch) data.__epoch = p.cu.epoch;
+  if (p.reset.length) data.__reset = p.reset;
+  return Object.keys(data).length ? data : null;
+}
+
+/**
+ * Runs a stream's subscribe lifecycle and resolves true as soon as the stream has begun (its
+ * response can go out; the catch-up pages follow behind it, paced by the client), or false when it
+ * ended before beginning (replaced, shut down). An error before the stream began rejects (the
+ * request is answered with it); after, `late` gets it (the stream is cut and the client resumes).
+ */
+export function beginStream(run: (begun: () => void) => Promise<void>, late: (e: unknown) => void): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    let begun = false;
+    run(() => {
+      begun = true;
+      resolve(true);
+    }).then(
+      () => {
+        if (!begun) resolve(false);
+      },
+      (e) => {
+        if (begun) late(e);
+        else reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * An error after a stream began: the stream is cut and the client resumes. A store outage is the
+ * store reporter's to log (once per outage), not once per connection it cut.
+ */
+export function reportLate(bus: { logError(e: unknown): void }, e: unknown): void {
+  if (!(e instanceof BackendUnavailableError)) bus.logError(e);
 }

@@ -2,22 +2,32 @@ import type { ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { StatusData } from "../../src/envelope.js";
+import { pageBytes } from "../../src/limits.js";
 import type { Subscription } from "../../src/subscription.js";
 import { encodeChunk } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
-import { catchUp, tailStatus } from "../catch-up.js";
-import { onClientGone } from "../client-gone.js";
+import { CatchUp } from "../catch-up.js";
+import { onClientGone, ownTurn } from "../connection.js";
 import { header } from "../header.js";
 import type { Identity } from "../identity.js";
 import type { Outgoing } from "../outgoing.js";
 import { openSink, type Sink } from "../sink.js";
-import { Subscriber } from "../subscriber.js";
-import { batchJson, CHUNKED_TYPE, JSON_TYPE, NO_CACHE } from "./common.js";
+import { Subscriber, type CatchUpPage } from "../subscriber.js";
+import { batchJson, beginStream, CHUNKED_TYPE, JSON_TYPE, NO_CACHE, pageStatus, reportLate } from "./common.js";
 
 const jsonHeaders = { ...NO_CACHE, "Content-Type": JSON_TYPE };
 
 function json(body: string): Response {
   return new Response(body, { status: 200, headers: jsonHeaders });
+}
+
+/**
+ * The slot a held poll takes for message_bus's `__seq` rule (a newer long-poll replaces an older
+ * one). Scoped to who is asking: someone else who learnt a client id must not be able to answer, or
+ * outbid with a huge `__seq`, the polls of that client.
+ */
+export function pollSlot(who: Identity): string {
+  return JSON.stringify([who.clientId, who.userId ?? null, who.siteId ?? null]);
 }
 
 /** A held long-poll or chunked stream; message_bus's `__seq` lets a newer one replace an older one. */
@@ -29,14 +39,13 @@ abstract class HeldPoll extends Subscriber {
     who: Identity,
     readonly seq: number,
     private readonly polls: Map<string, Subscriber & { seq: number }>,
+    readonly slot: string,
   ) {
     super(bus.hub, who);
   }
 
-  hold(ms: number, c: Context): void {
-    // The client may have gone while the backlog was read: then there is nothing to hold.
-    if (onClientGone(c, () => this.finish())) return this.finish();
-    this.timer = setTimeout(() => this.close(), ms);
+  hold(ms: number): void {
+    if (!this.closed) this.timer = setTimeout(() => this.close(), ms);
   }
 
   finish(): void {
@@ -44,35 +53,66 @@ abstract class HeldPoll extends Subscriber {
     this.closed = true;
     clearTimeout(this.timer);
     this.hub.remove(this);
-    if (this.polls.get(this.who.clientId) === this) this.polls.delete(this.who.clientId);
+    if (this.polls.get(this.slot) === this) this.polls.delete(this.slot);
   }
 }
 
 class LongPoll extends HeldPoll {
   readonly kind = "long-poll";
-  /** Set once the backlog is read; closed before that (replaced, shut down), handlePoll answers `[]`. */
+  /** Set once the poll is held; an answer due before that waits in `answered` for handlePoll. */
   answer?: (body: string) => void;
+  answered?: string;
 
   send(batch: Outgoing[], status: StatusData | null): void {
-    if (this.closed) return;
-    this.finish();
-    this.answer?.(batchJson(batch, status));
+    this.respond(batchJson(batch, status));
   }
 
   close(): void {
+    this.respond("[]");
+  }
+
+  respond(body: string): void {
     if (this.closed) return;
     this.finish();
-    this.answer?.("[]");
+    if (this.answer) this.answer(body);
+    else this.answered = body;
   }
 }
 
 class ChunkedPoll extends HeldPoll {
   readonly kind = "chunked";
-  sink!: Sink;
+  sink?: Sink;
+
+  constructor(
+    bus: MessageBus,
+    who: Identity,
+    seq: number,
+    polls: Map<string, Subscriber & { seq: number }>,
+    slot: string,
+    private readonly limits: { maxBufferedBytes: number; maxStallMs: number },
+  ) {
+    super(bus, who, seq, polls, slot);
+  }
 
   send(batch: Outgoing[], status: StatusData | null): void {
-    if (this.closed) return;
+    if (this.closed || !this.sink) return;
     this.sink.write(batch.length === 1 && !status ? batch[0].chunk : encodeChunk(batchJson(batch, status)));
+    // A client that cannot keep up is cut; it resumes from its positions, from the backlog.
+    if (this.sink.buffered > this.limits.maxBufferedBytes) this.cut();
+  }
+
+  /** One catch-up page as one chunk, each once the client has taken the one before. */
+  async page(p: CatchUpPage): Promise<void> {
+    const status = pageStatus(p);
+    if (!this.sink || !(p.first || p.messages.length || status)) return;
+    const chunk = encodeChunk(p.messages.length || status ? batchJson(p.messages, status) : "[]");
+    if (p.last) this.sink.write(chunk);
+    else if (!(await this.sink.writeAndWait(chunk, this.limits.maxStallMs))) this.cut();
+  }
+
+  cut(): void {
+    this.finish();
+    this.sink?.destroy();
   }
 
   close(): void {
@@ -86,40 +126,52 @@ class ChunkedPoll extends HeldPoll {
 /**
  * `POST {base}/{clientId}/poll`: `?dlp=t` answers at once; otherwise the request is held until
  * something is due or the long-poll timeout, as one JSON response (`Dont-Chunk`) or a chunked stream.
+ * An answer holds at most a page of the backlog (a quarter of `maxBufferedBytes`); the client
+ * asks again at once for the rest.
  */
 export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription, who: Identity): Promise<Response> {
+  const size = pageBytes(bus.limits);
   const query = new URL(c.req.url).search;
   const longPolling = bus.options.longPolling && !query.includes("dlp=t");
   if (!longPolling) {
-    const cu = await catchUp(bus.backend, sub.positions, sub.epoch, who);
-    return json(batchJson(cu.messages, tailStatus(cu)));
+    const cu = await CatchUp.open(bus.backend, sub.positions, sub.epoch, who);
+    const { messages } = await cu.next(size);
+    return json(batchJson(messages, cu.status()));
   }
 
   const chunked = bus.options.chunkedEncoding && !header(c, "dont-chunk") && isHttp11(c);
   const seq = sub.seq ?? 0;
-  const previous = bus.longPolls.get(who.clientId);
+  const slot = pollSlot(who);
+  const previous = bus.longPolls.get(slot);
   if (previous && previous.seq > seq) return json("[]");
   previous?.close();
 
-  const poll: HeldPoll = chunked ? new ChunkedPoll(bus, who, seq, bus.longPolls) : new LongPoll(bus, who, seq, bus.longPolls);
-  bus.longPolls.set(who.clientId, poll);
-  poll.register(sub.positions.keys());
-  let cu;
-  try {
-    cu = await catchUp(bus.backend, sub.positions, sub.epoch, who);
-  } catch (e) {
+  const poll: HeldPoll = chunked
+    ? new ChunkedPoll(bus, who, seq, bus.longPolls, slot, bus.limits)
+    : new LongPoll(bus, who, seq, bus.longPolls, slot);
+  bus.longPolls.set(slot, poll);
+  // Pipelined behind another response on this connection: hold nothing until it is this one's turn.
+  if (!(await ownTurn(c)) || !onClientGone(c, () => poll.finish())) {
     poll.finish();
-    throw e;
+    return RESPONSE_ALREADY_SENT;
   }
-  if (poll.closed) return json("[]"); // replaced or aborted while reading the backlog
-  poll.settle(cu.positions);
-  const status = tailStatus(cu);
+  if (poll.closed) return json("[]"); // replaced while waiting for its turn
 
   if (poll instanceof LongPoll) {
-    if (cu.messages.length || status) {
+    try {
+      await poll.load(bus.backend, sub.positions, sub.epoch, {
+        page: ({ cu, messages }) => {
+          // Something is due (or must be said): answered at once, the rest with the next poll.
+          const status = cu.status();
+          if (messages.length || status) poll.send(messages, status);
+        },
+      }, { pageBytes: size });
+    } catch (e) {
       poll.finish();
-      return json(batchJson(cu.messages, status));
+      throw e;
     }
+    if (poll.answered !== undefined) return json(poll.answered);
+    if (poll.closed) return json("[]"); // replaced or aborted while reading the backlog
     const out = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
     if (out && typeof out.writeHead === "function") {
       // On Node the held poll keeps just the ServerResponse: Hono's context, request and promise
@@ -129,27 +181,41 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
         out.writeHead(200, { ...jsonHeaders, "Content-Length": Buffer.byteLength(body) });
         out.end(body);
       };
-      poll.hold(bus.options.longPollTimeout, c);
-      poll.endLoading();
+      poll.hold(bus.options.longPollTimeout);
       return RESPONSE_ALREADY_SENT;
     }
     const answer = new Promise<Response>((resolve) => (poll.answer = (body) => resolve(json(body))));
-    poll.hold(bus.options.longPollTimeout, c);
-    poll.endLoading();
+    poll.hold(bus.options.longPollTimeout);
     return answer;
   }
 
   const chunkedPoll = poll as ChunkedPoll;
-  const { sink, response } = openSink(
-    c,
-    { ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Content-Type-Options": "nosniff", "X-Accel-Buffering": "no" },
-    () => chunkedPoll.finish(),
-  );
-  chunkedPoll.sink = sink;
-  sink.write(encodeChunk(cu.messages.length || status ? batchJson(cu.messages, status) : "[]"));
-  chunkedPoll.hold(bus.options.longPollTimeout, c);
-  chunkedPoll.endLoading();
-  return response;
+  let response: Response | undefined;
+  let begun: boolean;
+  try {
+    begun = await beginStream(
+      (began) =>
+        chunkedPoll.load(bus.backend, sub.positions, sub.epoch, {
+          begin: () => {
+            const opened = openSink(c, { ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no" }, chunkedPoll);
+            chunkedPoll.sink = opened.sink;
+            response = opened.response;
+            chunkedPoll.hold(bus.options.longPollTimeout);
+            began();
+          },
+          page: (p) => chunkedPoll.page(p),
+        }, { pageBytes: size }),
+      // The stream is open: a store read failing half-way ends it; the client resumes from its positions.
+      (e) => {
+        reportLate(bus, e);
+        chunkedPoll.cut();
+      },
+    );
+  } catch (e) {
+    chunkedPoll.finish();
+    throw e;
+  }
+  return begun && response ? response : json("[]"); // replaced or aborted before the stream began
 }
 
 function isHttp11(c: Context): boolean {

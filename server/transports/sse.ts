@@ -1,16 +1,18 @@
 import type { Context } from "hono";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { statusMessage, type StatusData } from "../../src/envelope.js";
+import { type Limits, pageBytes } from "../../src/limits.js";
 import type { Subscription } from "../../src/subscription.js";
 import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../src/wire.js";
 import type { MessageBus } from "../bus.js";
-import { catchUp } from "../catch-up.js";
+import { ownTurn } from "../connection.js";
 import { header } from "../header.js";
 import type { Identity } from "../identity.js";
 import { BatchMemo, type Outgoing } from "../outgoing.js";
 import { SharedBytes } from "../shared-bytes.js";
 import { openSink, type Sink } from "../sink.js";
-import { Subscriber } from "../subscriber.js";
-import { NO_CACHE } from "./common.js";
+import { type CatchUpPage, type CatchUpWriter, Subscriber } from "../subscriber.js";
+import { beginStream, NO_CACHE, reportLate } from "./common.js";
 
 const singles = new BatchMemo<SharedBytes>();
 
@@ -20,6 +22,7 @@ const SSE_HEADERS = {
   "Content-Type": "text/event-stream; charset=utf-8",
   "Cache-Control": NO_CACHE["Cache-Control"],
   "X-Accel-Buffering": "no",
+  "X-Content-Type-Options": "nosniff",
 };
 
 /**
@@ -35,11 +38,14 @@ class SseSubscriber extends Subscriber {
   /** channel → place in `sent`; a one-channel stream (the common case) needs none. */
   private index: Map<string, number> | null = null;
 
+  /** The stream's response, once the catch-up has begun it. */
+  response?: Response;
+
   constructor(
     bus: MessageBus,
     who: Identity,
     channels: string[],
-    private readonly maxBuffered: number,
+    private readonly limits: Pick<Limits, "maxBufferedBytes" | "maxStallMs">,
   ) {
     super(bus.hub, who);
     if (channels.length > 1) this.index = new Map(channels.map((ch, i) => [ch, i]));
@@ -79,7 +85,7 @@ class SseSubscriber extends Subscriber {
       const epoch = this.epoch;
       this.sent[0] = batch[batch.length - 1].id;
       this.sink.writeShared(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => SharedBytes.concat(b.map((o) => o.sseSingle(epoch)))));
-      if (this.sink.buffered > this.maxBuffered) this.close();
+      this.checkBuffered();
       return;
     }
     let out = status ? this.statusEvent(status) : "";
@@ -89,8 +95,57 @@ class SseSubscriber extends Subscriber {
 
   write(out: string): void {
     this.sink.write(out);
-    // A consumer that cannot keep up is cut; it resumes from its position, from the backlog.
-    if (this.sink.buffered > this.maxBuffered) this.close();
+    this.checkBuffered();
+  }
+
+  /** A consumer that cannot keep up is cut; it resumes from its position, from the backlog. */
+  private checkBuffered(): void {
+    if (this.sink.buffered > this.limits.maxBufferedBytes) this.cut();
+  }
+
+  /**
+   * How the catch-up is written: the response begins with the preamble, the epoch and where every
+   * channel starts; then each page's events (a status first when channels were found reset), each
+   * page once the client took the one before; then where channels stand after entries it may not see.
+   */
+  writer(c: Context, began: () => void): CatchUpWriter {
+    return {
+      begin: (cu) => {
+        this.epoch = cu.epoch;
+        this.start(cu.start);
+        const opened = openSink(c, SSE_HEADERS, this);
+        this.sink = opened.sink;
+        this.response = opened.response;
+        began();
+      },
+      page: (p) => this.page(p),
+    };
+  }
+
+  private async page({ cu, messages, reset, first, last }: CatchUpPage): Promise<void> {
+    let out = "";
+    if (first) {
+      const head: StatusData = { __epoch: cu.epoch };
+      if (reset.length) head.__reset = reset;
+      for (const [ch, p] of cu.start) head[ch] = p;
+      out = SSE_PREAMBLE + this.statusEvent(head);
+    } else if (reset.length) out = this.statusEvent({ __reset: reset });
+    for (const o of messages) out += this.messageEvent(o);
+    if (last) {
+      const tail: StatusData = {};
+      let passedOver = false;
+      for (const [ch, p] of cu.positions) {
+        if (p !== this.sent[this.slot(ch)]) {
+          tail[ch] = p;
+          passedOver = true;
+        }
+      }
+      if (passedOver) out += this.statusEvent(tail);
+    }
+    if (!out) return;
+    // The next page waits until the client has taken this one: a slow client holds one page, not the backlog.
+    if (last) this.write(out);
+    else if (!(await this.sink.writeAndWait(out, this.limits.maxStallMs))) this.cut();
   }
 
   override heartbeat(): void {
@@ -102,6 +157,12 @@ class SseSubscriber extends Subscriber {
     if (this.closed) return;
     this.closed = true;
     this.hub.remove(this);
+  }
+
+  /** Cut at once (too slow, stalled): its buffers are freed, and it resumes from its event ids. */
+  cut(): void {
+    this.finish();
+    this.sink?.destroy();
   }
 
   close(): void {
@@ -123,50 +184,30 @@ export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, 
     sub.epoch = resumed.epoch;
   }
 
-  const s = new SseSubscriber(bus, who, channels, bus.limits.maxWsBufferedBytes);
-  s.register(channels);
-  let cu;
+  const s = new SseSubscriber(bus, who, channels, bus.limits);
+  // Pipelined behind another response on this connection: subscribe nothing until it is this one's turn.
+  if (!(await ownTurn(c))) return RESPONSE_ALREADY_SENT;
+  const size = pageBytes(bus.limits);
+  let begun: boolean;
   try {
-    cu = await catchUp(bus.backend, sub.positions, sub.epoch ?? "", who);
+    begun = await beginStream(
+      (began) => s.load(bus.backend, sub.positions, sub.epoch ?? "", s.writer(c, began), { pageBytes: size }),
+      (e) => {
+        reportLate(bus, e);
+        s.cut();
+      },
+    );
   } catch (e) {
     s.finish();
     throw e;
   }
-  if (s.closed) {
+  if (!begun) {
     // Shut down while the backlog was read: an empty stream, so an EventSource retries (an error
     // status would make it give up for good).
-    return new Response(SSE_PREAMBLE, { status: 200, headers: { ...NO_CACHE, "Content-Type": "text/event-stream; charset=utf-8" } });
+    return new Response(SSE_PREAMBLE, { status: 200, headers: { ...SSE_HEADERS } });
   }
-  s.settle(cu.positions);
-  s.epoch = cu.epoch;
-  s.start(cu.start);
-
-  const { sink, response } = openSink(
-    c,
-    SSE_HEADERS,
-    () => s.finish(),
-  );
-  s.sink = sink;
-
-  // The first write goes out at once: preamble, where every channel starts, the backlog, and where
-  // channels stand after entries this client may not see.
-  const head: StatusData = { __epoch: cu.epoch };
-  if (cu.reset.length) head.__reset = cu.reset;
-  for (const [ch, p] of cu.start) head[ch] = p;
-  let out = SSE_PREAMBLE + s.statusEvent(head);
-  const delivered = new Map(cu.start);
-  for (const o of cu.messages) delivered.set(o.channel, o.id);
-  for (const o of cu.messages) out += s.messageEvent(o);
-  const tail: StatusData = {};
-  let passedOver = false;
-  for (const [ch, p] of cu.positions) {
-    if (p !== delivered.get(ch)) {
-      tail[ch] = p;
-      passedOver = true;
-    }
-  }
-  if (passedOver) out += s.statusEvent(tail);
-  s.write(out);
-  s.endLoading();
+  const response = s.response!;
+  // The stream holds its sink; it has no more use for its response (memory per idle stream).
+  s.response = undefined;
   return response;
 }

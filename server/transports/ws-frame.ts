@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import * as wsModule from "ws";
-import type { WebSocket } from "ws";
+import { WebSocket as WebSocketClass, type WebSocket } from "ws";
 
 // `ws` exports its framer at run time; @types/ws does not describe it.
 const { Sender } = wsModule as unknown as {
@@ -24,4 +24,22 @@ export function textFrame(payload: string | Buffer): Buffer {
 export function rawSocket(ws: WebSocket): Socket | null {
   const s = (ws as unknown as { _socket?: Socket })._socket;
   return s && typeof s.write === "function" ? s : null;
+}
+
+/**
+ * `ws` closes on its own for frames it refuses before we see them (over `maxPayload`, invalid
+ * UTF-8, broken framing), with a code but no reason. Given to the WebSocketServer as its class, this
+ * says why, as every other close of the protocol does.
+ */
+export function explainingWebSocket(maxFrameBytes: number): typeof WebSocketClass {
+  const reasons: Record<number, string> = {
+    1002: "WebSocket protocol error",
+    1007: "invalid UTF-8 in a text frame",
+    1009: `frame too large: at most ${maxFrameBytes} bytes`,
+  };
+  return class ExplainingWebSocket extends WebSocketClass {
+    override close(code?: number, reason?: string | Buffer): void {
+      super.close(code, reason === undefined && code !== undefined ? reasons[code] : reason);
+    }
+  };
 }

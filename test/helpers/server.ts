@@ -13,3 +13,8 @@ export async function startServer(options: MessageBusOptions = {}): Promise<Test
   const l = await bus.listen(0, "127.0.0.1");
   return { ...l, bus, base: l.url + bus.options.base };
 }
+
+/** The poll held for a client id (any identity), as message_bus's `__seq` rule sees it. */
+export function heldPoll(bus: MessageBus, clientId: string) {
+  return [...bus.longPolls.values()].find((p) => p.who.clientId === clientId);
+}

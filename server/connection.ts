@@ -1,0 +1,147 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Context } from "hono";
+
+/**
+ * The connection under a request, as far as the bus needs it. With HTTP/1.1 pipelining a response
+ * may be queued behind another one on its connection: Node gives it no socket until its turn and
+ * never emits its "close" if the connection dies first, so a held poll or stream that waited on the
+ * response alone stayed subscribed forever. Everything here watches the socket too.
+ */
+
+interface NodeEnv {
+  incoming?: IncomingMessage;
+  outgoing?: ServerResponse;
+}
+
+function nodeEnv(c: Context): NodeEnv | undefined {
+  const env = c.env as NodeEnv | undefined;
+  return env?.outgoing && typeof env.outgoing.writeHead === "function" ? env : undefined;
+}
+
+/** One "close" listener per socket, however many requests a keep-alive connection carries. */
+const socketWatchers = new WeakMap<Socket, Set<() => void>>();
+
+function onSocketClose(socket: Socket, fn: () => void): () => void {
+  let set = socketWatchers.get(socket);
+  if (!set) {
+    const watchers = (set = new Set());
+    socketWatchers.set(socket, watchers);
+    socket.once("close", () => {
+      socketWatchers.delete(socket);
+      for (const f of [...watchers]) f();
+    });
+  }
+  set.add(fn);
+  const watchers = set;
+  return () => watchers.delete(fn);
+}
+
+function socketGone(socket: Socket | null | undefined): boolean {
+  return !socket || socket.destroyed;
+}
+
+/**
+ * Calls `fn` once when this request's client is gone: its response closed, or its connection did
+ * (queued or not). Returns false, without calling `fn`, if it is gone already.
+ */
+export function onClientGone(c: Context, fn: () => void): boolean {
+  const env = nodeEnv(c);
+  if (!env) {
+    const signal = c.req.raw.signal;
+    if (signal.aborted) return false;
+    signal.addEventListener("abort", fn, { once: true });
+    return true;
+  }
+  const out = env.outgoing!;
+  const socket = env.incoming?.socket as Socket | undefined;
+  if (out.destroyed || out.writableFinished || socketGone(socket)) return false;
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    stopSocket();
+    out.off("close", once);
+    fn();
+  };
+  const stopSocket = onSocketClose(socket!, once);
+  out.once("close", once);
+  return true;
+}
+
+/**
+ * Resolves true once this response is the one its connection is writing (not queued behind
+ * another, pipelined), or false if the client goes first. A held poll or stream registers only
+ * then: queued, it could not be written, only buffered.
+ */
+export function ownTurn(c: Context): Promise<boolean> | boolean {
+  const env = nodeEnv(c);
+  if (!env) return !c.req.raw.signal.aborted;
+  const out = env.outgoing!;
+  const socket = env.incoming?.socket as Socket | undefined;
+  if (socketGone(socket) || out.destroyed) return false;
+  if (out.socket) return true;
+  return new Promise<boolean>((resolve) => {
+    const settle = (turn: boolean) => {
+      stop();
+      out.off("socket", onTurn);
+      resolve(turn);
+    };
+    const onTurn = () => settle(true);
+    const stop = onSocketClose(socket!, () => settle(false));
+    out.once("socket", onTurn);
+  });
+}
+
+/** Requests in flight per connection (responses not yet finished), to bound pipelining. */
+const inFlight = new WeakMap<Socket, number>();
+
+/**
+ * Counts this request against its connection. A connection with more than `max` requests waiting
+ * (pipelined behind a response that is still open, e.g. a stream) is closed: those requests could
+ * never be answered, and each costs memory. Returns false when it was closed.
+ */
+export function admitRequest(c: Context, max: number): boolean {
+  const env = nodeEnv(c);
+  const socket = env?.incoming?.socket as Socket | undefined;
+  if (!env || !socket) return true;
+  const n = (inFlight.get(socket) ?? 0) + 1;
+  if (n > max) {
+    socket.destroy();
+    return false;
+  }
+  inFlight.set(socket, n);
+  const out = env.outgoing!;
+  let counted = true;
+  const release = () => {
+    if (!counted) return;
+    counted = false;
+    const left = (inFlight.get(socket) ?? 1) - 1;
+    if (left > 0) inFlight.set(socket, left);
+    else inFlight.delete(socket);
+  };
+  out.once("finish", release);
+  out.once("close", release);
+  return true;
+}
+
+/** Whether the request's client has already gone (its body read failed because it left). */
+export function clientLeft(c: Context): boolean {
+  const env = nodeEnv(c);
+  if (!env) return c.req.raw.signal.aborted;
+  const incoming = env.incoming;
+  return !!(incoming?.destroyed || incoming?.readableAborted || socketGone(incoming?.socket as Socket | undefined));
+}
+
+/**
+ * A request answered without its body read (refused as too large, an unknown route), while the answer
+ * waits behind another response on its connection (pipelining): the unread body would stop Node
+ * reading the connection, so it would not even notice the client leave, and a stream ahead would stay
+ * subscribed. The rest of the body is discarded now, as Node does itself once an answer is written.
+ */
+export function discardUnreadBody(c: Context): void {
+  const env = nodeEnv(c);
+  const incoming = env?.incoming;
+  if (!incoming || incoming.complete || env.outgoing!.socket) return;
+  incoming.resume();
+}
