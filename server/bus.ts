@@ -4,15 +4,15 @@ import type { Message } from "../src/envelope.js";
 import { checkChannel, checkPublishChannel } from "../src/channel.js";
 import { ProtocolError } from "../src/errors.js";
 import { DEFAULT_LIMITS, type Limits } from "../src/limits.js";
-import type { Backend, Id, StoredMessage } from "./backend.js";
+import type { Backend, Id, StoredMessage } from "./core/backend.js";
 import { MemoryBackend } from "./backends/memory.js";
-import { Hub } from "./hub.js";
-import type { Identity } from "./identity.js";
-import { Outgoing } from "./outgoing.js";
-import { createRoutes } from "./routes.js";
-import { Subscriber } from "./subscriber.js";
+import { Hub } from "./core/hub.js";
+import type { Identity } from "./core/targeting.js";
+import { Outgoing } from "./core/outgoing.js";
+import { createRoutes } from "./http/routes.js";
+import { Subscriber } from "./core/subscriber.js";
 import type { StatusData } from "../src/envelope.js";
-import { attach, listen, type Listening } from "./node.js";
+import { attach, listen, type Listening } from "./node/listen.js";
 
 type Maybe<T> = T | Promise<T>;
 

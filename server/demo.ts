@@ -7,7 +7,7 @@ import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { MessageBus } from "./bus.js";
-import type { TransportKind } from "./subscriber.js";
+import type { TransportKind } from "./core/subscriber.js";
 import { ProtocolError } from "../src/errors.js";
 
 /** `demos/` beside `server/` when run from source (tests), two levels up when run from `dist/server/`. */

@@ -1,11 +1,11 @@
 export { MessageBus, type MessageBusOptions, type PublishOptions, type Published } from "./bus.js";
-export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./backend.js";
-export { randomEpoch } from "./backend.js";
+export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./core/backend.js";
+export { randomEpoch } from "./core/backend.js";
 export { MemoryBackend } from "./backends/memory.js";
 export { RedisBackend, type RedisBackendOptions } from "./backends/redis.js";
 export { PostgresBackend, type PostgresBackendOptions } from "./backends/postgres.js";
-export type { Identity } from "./identity.js";
-export type { Listening } from "./node.js";
+export type { Identity } from "./core/targeting.js";
+export type { Listening } from "./node/listen.js";
 export type { Message, StatusData } from "../src/envelope.js";
 export { ProtocolError } from "../src/errors.js";
 export { DEFAULT_LIMITS, type Limits } from "../src/limits.js";

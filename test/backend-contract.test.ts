@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { AppendRequest, Backend, StoredMessage } from "../server/backend.js";
+import type { AppendRequest, Backend, StoredMessage } from "../server/core/backend.js";
 import { hasPostgres, hasRedis, type Recorder, type Store, storeFactories } from "./helpers/backends.js";
 
 /** The Backend contract (server/backend.ts), one suite for every backend. */

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AppendRequest } from "../server/backend.js";
+import type { AppendRequest } from "../server/core/backend.js";
 import { PublishBatcher } from "../server/backends/postgres-batch.js";
 import { parsePostgresUrl, PostgresBackend } from "../server/backends/postgres.js";
 import { MessageBus } from "../server/index.js";

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AppendRequest } from "../server/backend.js";
+import type { AppendRequest } from "../server/core/backend.js";
 import { RedisBackend } from "../server/backends/redis.js";
 import { MessageBus } from "../server/index.js";
 import { expectRoundTrip, hasRedis, hasRedisServer, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";

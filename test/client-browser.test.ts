@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MessageBus as ServerBus } from "../server/index.js";
-import type { Listening } from "../server/node.js";
+import type { Listening } from "../server/node/listen.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
 

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { MessageBus } from "../server/index.js";
 import { demoApp } from "../server/demo.js";
-import type { Listening } from "../server/node.js";
+import type { Listening } from "../server/node/listen.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { MessageBus } from "../server/index.js";
 import { demoApp } from "../server/demo.js";
-import type { Listening } from "../server/node.js";
+import type { Listening } from "../server/node/listen.js";
 
 /** The demo server's own routes, on a real server: publishing, bad input, and cutting connections. */
 describe("demo routes", () => {

@@ -1,4 +1,4 @@
-import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../backend.js";
+import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../core/backend.js";
 
 interface Entry {
   message: StoredMessage;

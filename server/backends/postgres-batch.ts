@@ -1,4 +1,4 @@
-import type { AppendRequest } from "../backend.js";
+import type { AppendRequest } from "../core/backend.js";
 
 export interface Assigned {
   epoch: string;

@@ -1,8 +1,8 @@
 import { statusMessage, type StatusData } from "../../src/envelope.js";
 import { jsonArray } from "../../src/wire.js";
-import type { Outgoing } from "../outgoing.js";
-import { BackendUnavailableError } from "../backends/shared-errors.js";
-import type { CatchUpPage } from "../subscriber.js";
+import type { Outgoing } from "../core/outgoing.js";
+import { BackendUnavailableError } from "../backends/store-errors.js";
+import type { CatchUpPage } from "../core/subscriber.js";
 
 /** Every response of the bus: never cached, never content-sniffed (a JSON body is not HTML). */
 export const NO_CACHE: Record<string, string> = {

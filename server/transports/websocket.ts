@@ -7,13 +7,13 @@ import { pageBytes } from "../../src/limits.js";
 import { parseSubscription } from "../../src/subscription.js";
 import { truncateUtf8 } from "../../src/text.js";
 import { WS_CLOSE } from "../../src/wire.js";
-import { BackendUnavailableError } from "../backends/shared-errors.js";
+import { BackendUnavailableError } from "../backends/store-errors.js";
 import type { MessageBus } from "../bus.js";
-import type { Identity } from "../identity.js";
-import { BatchMemo, type Outgoing } from "../outgoing.js";
-import { type CatchUpPage, Subscriber } from "../subscriber.js";
+import type { Identity } from "../core/targeting.js";
+import { BatchMemo, type Outgoing } from "../core/outgoing.js";
+import { type CatchUpPage, Subscriber } from "../core/subscriber.js";
 import { batchJson, pageStatus } from "./common.js";
-import { rawSocket, textFrame } from "./ws-frame.js";
+import { rawSocket, textFrame } from "../node/ws-frames.js";
 
 const frames = new BatchMemo<Buffer>();
 const encodeFrame = (batch: readonly Outgoing[]) => textFrame(batchJson(batch, null));

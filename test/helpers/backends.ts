@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { connect } from "node:net";
 import { randomBytes } from "node:crypto";
-import type { Backend, BackendEvents, StoredMessage } from "../../server/backend.js";
+import type { Backend, BackendEvents, StoredMessage } from "../../server/core/backend.js";
 import { MemoryBackend } from "../../server/backends/memory.js";
 import { PostgresBackend } from "../../server/backends/postgres.js";
 import { RedisBackend } from "../../server/backends/redis.js";

@@ -1,5 +1,5 @@
 import { MessageBus, type MessageBusOptions } from "../../server/index.js";
-import type { Listening } from "../../server/node.js";
+import type { Listening } from "../../server/node/listen.js";
 
 export interface TestServer extends Listening {
   bus: MessageBus;

@@ -1,7 +1,7 @@
-import type { StatusData } from "../src/envelope.js";
+import type { StatusData } from "../../src/envelope.js";
 import type { Backend } from "./backend.js";
 import { CatchUp } from "./catch-up.js";
-import { allowed, type Identity } from "./identity.js";
+import { allowed, type Identity } from "./targeting.js";
 import type { Outgoing } from "./outgoing.js";
 import type { Hub } from "./hub.js";
 

@@ -1,4 +1,4 @@
-import type { Message } from "../src/envelope.js";
+import type { Message } from "../../src/envelope.js";
 
 export type Id = string | number;
 

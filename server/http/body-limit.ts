@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { header } from "./header.js";
+import { header } from "../node/header.js";
 
 /**
  * Hono's bodyLimit, minus its cost on the hot path: it touches `c.req.raw.body`, which on Node builds

@@ -1,4 +1,4 @@
-import type { AppendRequest, StoredMessage, Targets } from "../backend.js";
+import type { AppendRequest, StoredMessage, Targets } from "../core/backend.js";
 
 /**
  * How the Redis and PostgreSQL backends keep a message: the ids, a small JSON "meta" holding the

@@ -4,10 +4,10 @@ import type { Duplex } from "node:stream";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { Hono } from "hono";
 import { WebSocketServer } from "ws";
-import type { MessageBus } from "./bus.js";
-import { truncateUtf8 } from "../src/text.js";
-import { explainingWebSocket } from "./transports/ws-frame.js";
-import { expectUpgrade, takeUpgrade } from "./upgrade.js";
+import type { MessageBus } from "../bus.js";
+import { truncateUtf8 } from "../../src/text.js";
+import { explainingWebSocket } from "./ws-frames.js";
+import { expectUpgrade, takeUpgrade } from "../http/upgrade.js";
 
 export interface Listening {
   server: Server;

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import type { WebSocket } from "ws";
-import { truncateUtf8 } from "../src/text.js";
-import type { MessageBus } from "./bus.js";
-import { WsSubscriber } from "./transports/websocket.js";
+import { truncateUtf8 } from "../../src/text.js";
+import type { MessageBus } from "../bus.js";
+import { WsSubscriber } from "../transports/websocket.js";
 
 type Accept = (ws: WebSocket) => void;
 

@@ -1,4 +1,4 @@
-import type { BackendEvents, StoredMessage } from "../backend.js";
+import type { BackendEvents, StoredMessage } from "../core/backend.js";
 
 /** What a store answers when asked for the global backlog after some global id. */
 export interface FeedPage {

@@ -1,9 +1,9 @@
-import { encodeMessage } from "../src/envelope.js";
-import { encodeChunk } from "../src/wire.js";
+import { encodeMessage } from "../../src/envelope.js";
+import { encodeChunk } from "../../src/wire.js";
 import type { StoredMessage } from "./backend.js";
-import { isTargeted } from "./identity.js";
-import { SharedBytes } from "./shared-bytes.js";
-import { textFrame } from "./transports/ws-frame.js";
+import { isTargeted } from "./targeting.js";
+import { SharedBytes } from "../node/chunk-framing.js";
+import { textFrame } from "../node/ws-frames.js";
 
 /**
  * A message on its way out, with its encodings made once and shared by every subscriber (DESIGN §6).

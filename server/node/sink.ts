@@ -18,7 +18,7 @@ export interface Sink {
 
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { onClientGone } from "./connection.js";
-import type { SharedBytes } from "./shared-bytes.js";
+import type { SharedBytes } from "./chunk-framing.js";
 
 /** Node's own state of a response: its head is on the wire and its body is chunked. */
 type ResponseState = { _headerSent?: boolean; chunkedEncoding?: boolean };

@@ -1,10 +1,10 @@
 import type { Context } from "hono";
-import { checkClientId } from "../src/channel.js";
-import { ProtocolError } from "../src/errors.js";
-import { parseSubscription, type Subscription } from "../src/subscription.js";
-import type { MessageBus } from "./bus.js";
-import { header } from "./header.js";
-import type { Identity } from "./identity.js";
+import { checkClientId } from "../../src/channel.js";
+import { ProtocolError } from "../../src/errors.js";
+import { parseSubscription, type Subscription } from "../../src/subscription.js";
+import type { MessageBus } from "../bus.js";
+import { header } from "../node/header.js";
+import type { Identity } from "../core/targeting.js";
 
 /**
  * A subscribing request, read the same way for every HTTP transport: the client id from the path,

@@ -4,21 +4,21 @@ import { Hono, type Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { cheapBodyLimit } from "./body-limit.js";
 import { HTTPException } from "hono/http-exception";
-import { ProtocolError } from "../src/errors.js";
-import type { MessageBus } from "./bus.js";
-import { readSubscribe } from "./request.js";
-import { handlePoll } from "./transports/poll.js";
-import { handleSse } from "./transports/sse.js";
-import { NO_CACHE } from "./transports/common.js";
+import { ProtocolError } from "../../src/errors.js";
+import type { MessageBus } from "../bus.js";
+import { readSubscribe } from "./subscribe-request.js";
+import { handlePoll } from "../transports/poll.js";
+import { handleSse } from "../transports/sse.js";
+import { NO_CACHE } from "../transports/common.js";
 import { acceptUpgrade } from "./upgrade.js";
-import { checkClientId } from "../src/channel.js";
-import { BackendUnavailableError } from "./backends/shared-errors.js";
-import { admitRequest, clientLeft, discardUnreadBody } from "./connection.js";
+import { checkClientId } from "../../src/channel.js";
+import { BackendUnavailableError } from "../backends/store-errors.js";
+import { admitRequest, clientLeft, discardUnreadBody } from "../node/connection.js";
 
 /** The browser bundle, if it has been built (`npm run build`). */
 function clientBundle(): string | null {
-  // From dist/server/ the bundle sits beside; from the TypeScript sources (tests) it is in dist/.
-  for (const path of ["../client/cometbus.iife.js", "../dist/client/cometbus.iife.js"]) {
+  // From dist/server/http/ the bundle is in dist/client/; from the TypeScript sources (tests), in dist/ too.
+  for (const path of ["../../client/cometbus.iife.js", "../../dist/client/cometbus.iife.js"]) {
     try {
       return readFileSync(new URL(path, import.meta.url), "utf8");
     } catch {

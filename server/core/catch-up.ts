@@ -1,6 +1,6 @@
-import type { StatusData } from "../src/envelope.js";
+import type { StatusData } from "../../src/envelope.js";
 import type { Backend, StoredMessage } from "./backend.js";
-import { allowed, type Identity } from "./identity.js";
+import { allowed, type Identity } from "./targeting.js";
 import { Outgoing } from "./outgoing.js";
 
 /** Messages read from the store per channel and round trip: what one catch-up holds at a time. */
