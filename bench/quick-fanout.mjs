@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Quick fan-out figure for issue 2: messages/s delivered to 100 WebSocket and 100 SSE subscribers.
+// Quick fan-out figure, for a first look while changing the hot path: messages/s delivered to 100
+// WebSocket and 100 SSE subscribers (`npm run bench` is the full, comparable run).
 //
 // Layout: the server (built dist/, memory backend) and the message generator run together in ONE
 // child process (`--server` mode of this file), publishing with `bus.publish` in-process; the

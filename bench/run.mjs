@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: every scenario of issue 7 against cometbus and the baselines, in one run.
+// `npm run bench`: every scenario against cometbus and the baselines, in one run.
 //   --quick            shorter and smaller, for iterating
 //   --only a,b         scenarios by name (fanout-1k-r20, fanout-1k, fanout-max, idle-10k, poll-rps, publish)
 //   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")

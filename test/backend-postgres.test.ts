@@ -5,7 +5,8 @@ import { PublishBatcher } from "../server/backends/postgres-batch.js";
 import { parsePostgresUrl, PostgresBackend } from "../server/backends/postgres.js";
 import { MessageBus } from "../server/index.js";
 import { expectRoundTrip, hasPostgres, POSTGRES_URL, Recorder, uniqueName } from "./helpers/backends.js";
-import { freePort, waitUntil } from "./helpers/cluster.js";
+import { freePort } from "./helpers/ports.js";
+import { waitFor } from "./helpers/wait.js";
 
 /** What only the PostgreSQL backend has: schemas, URLs, connections that can be cut. */
 const run = await hasPostgres();
@@ -95,7 +96,7 @@ describe.runIf(run)("PostgreSQL backend", () => {
     await b.append(req("/cut", 3));
     await events.count(3);
     expect(events.messages.map((x) => x.data)).toEqual([1, 2, 3]);
-    await waitUntil(async () => (await admin(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${app}' AND query LIKE 'LISTEN%'`)).rows[0].n === 1, () => "LISTEN again");
+    await waitFor(async () => (await admin(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${app}' AND query LIKE 'LISTEN%'`)).rows[0].n === 1, "LISTEN again", 60_000);
   });
 
   it("is what a MessageBus gets from a postgres:// URL, its schema created on first use", async () => {

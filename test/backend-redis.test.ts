@@ -6,7 +6,8 @@ import type { AppendRequest } from "../server/core/backend.js";
 import { RedisBackend } from "../server/backends/redis.js";
 import { MessageBus } from "../server/index.js";
 import { expectRoundTrip, hasRedis, hasRedisServer, listening, Recorder, REDIS_URL, uniqueName } from "./helpers/backends.js";
-import { freePort, waitUntil } from "./helpers/cluster.js";
+import { freePort } from "./helpers/ports.js";
+import { waitFor } from "./helpers/wait.js";
 
 /** What only the Redis backend has: a store that can lose everything, URLs with a prefix. */
 const run = (await hasRedis()) && hasRedisServer();
@@ -45,7 +46,7 @@ async function open(url: string, prefix: string): Promise<{ b: RedisBackend; eve
 
 async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  await waitUntil(() => child.exitCode === null && listening(port), () => `redis-server on ${port}`, 10_000);
+  await waitFor(() => child.exitCode === null && listening(port), () => `redis-server on ${port}`, 10_000);
   return child;
 }
 
@@ -135,7 +136,7 @@ describe.runIf(run)("Redis backend", () => {
     await events.count(1);
     const old = b.epoch;
     redis.kill("SIGKILL");
-    await waitUntil(async () => !(await listening(port)), () => "redis to go away");
+    await waitFor(async () => !(await listening(port)), "redis to go away", 60_000);
     await expect(b.append(req("/d", "during"))).rejects.toThrow(/^cometbus: Redis is unavailable, message not published: /);
     await expect(b.backlog("/d", 0)).rejects.toThrow(/^cometbus: Redis is unavailable, try again later: /);
     await expect(b.snapshot(["/d"])).rejects.toThrow(/^cometbus: Redis is unavailable, try again later: /);

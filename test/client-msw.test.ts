@@ -1,16 +1,18 @@
 /**
  * The client against failures a real server will not produce on demand, mocked with msw: refused
  * and silent WebSockets, buffering proxies, 5xx bursts, 429, streams cut mid-message, replays, and a
- * server that restarted. A small fake bus in this file speaks the wire (DESIGN §1) so delivery can
- * be checked exactly; each test breaks one thing and asserts which transport ends up in use and that
- * every message arrives once, in order. At the end, background polling: shouldLongPollCallback and
- * hidden tabs taking turns (minHiddenPollInterval), with a fake document and localStorage.
+ * server that restarted. A small fake bus in this file speaks the wire (README: Wire protocol) so
+ * delivery can be checked exactly; each test breaks one thing and asserts which transport ends up in
+ * use and that every message arrives once, in order. At the end, background polling:
+ * shouldLongPollCallback and hidden tabs taking turns (minHiddenPollInterval), with a fake document
+ * and localStorage.
  */
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { WebSocket as WsSocket } from "ws";
 import type { Message } from "../src/envelope.js";
 import { encodeChunk, sseEvent } from "../src/wire.js";
+import { waitFor } from "./helpers/wait.js";
 
 // msw intercepts WebSockets by wrapping the global class; Node 20 has none, so lend it `ws`'s.
 const hadWebSocket = "WebSocket" in globalThis;
@@ -385,18 +387,6 @@ function start(fake: FakeBus, options: ConstructorParameters<typeof MessageBus>[
   return f;
 }
 
-function until(check: () => boolean, what: () => string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) return resolve();
-      if (Date.now() > deadline) return reject(new Error("timed out waiting: " + what()));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
-
 /** Publishes `count` messages per channel, interleaved, a few at a time so they spread over batches. */
 async function publish(fake: FakeBus, from: number, count: number): Promise<void> {
   for (let i = from; i < from + count; i++) {
@@ -407,9 +397,9 @@ async function publish(fake: FakeBus, from: number, count: number): Promise<void
 
 /** Every channel has exactly messages 1..total, in order, once each, with their data. */
 async function expectExact(f: Followed, total: number): Promise<void> {
-  await until(
+  await waitFor(
     () => CHANNELS.every((ch) => f.got[ch].length >= total),
-    () => JSON.stringify(Object.fromEntries(CHANNELS.map((ch) => [ch, f.got[ch].length]))) + " via " + f.bus.transport,
+    () => `${total} messages on every channel (${JSON.stringify(Object.fromEntries(CHANNELS.map((ch) => [ch, f.got[ch].length])))} via ${f.bus.transport})`,
   );
   // A duplicate would come with the next batch; give one a chance to show.
   await new Promise((r) => setTimeout(r, 60));
@@ -424,7 +414,7 @@ describe("WebSocket trouble", () => {
     const fake = await setup(undefined, "refused");
     await publish(fake, 0, 10);
     const f = start(fake, {});
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "sse"]);
@@ -436,7 +426,7 @@ describe("WebSocket trouble", () => {
     remember(fake.base + "/x/poll", "websocket");
     await publish(fake, 0, 10);
     const f = start(fake, {});
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["websocket", "sse"]);
@@ -447,7 +437,7 @@ describe("WebSocket trouble", () => {
     const fake = await setup();
     await publish(fake, 0, 10);
     const f = start(fake, {});
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "websocket"]);
@@ -465,11 +455,11 @@ describe("new messages only (-1)", () => {
     });
     await publish(fake, 0, 10);
     const f = start(fake, {}, -1);
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     expect(fake.marks).toEqual(["answered long-poll", "websocket"]);
     expect(fake.requests.find((r) => r.kind === "long-poll")!.body).toMatchObject({ "/m/a": -1, "/m/b": -1 });
     await publish(fake, 10, 10);
-    await until(() => CHANNELS.every((ch) => f.got[ch].length >= 10), () => JSON.stringify(f.got));
+    await waitFor(() => CHANNELS.every((ch) => f.got[ch].length >= 10), () => `10 messages on every channel (${JSON.stringify(f.got)})`);
     await new Promise((r) => setTimeout(r, 60));
     for (const ch of CHANNELS) expect(f.got[ch].map((m) => m.id)).toEqual(Array.from({ length: 10 }, (_, i) => i + 11));
   });
@@ -480,7 +470,7 @@ describe("buffering proxy: streams that send nothing", () => {
     const fake = await setup((kind) => (kind === "sse" || kind === "chunked" ? "silent" : null));
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse", "long-poll"] });
-    await until(() => fake.count("long-poll") > 0 && fake.count("sse") > 0, () => JSON.stringify(fake.requests.map((r) => r.kind)));
+    await waitFor(() => fake.count("long-poll") > 0 && fake.count("sse") > 0, () => `a long-poll and an SSE request (${JSON.stringify(fake.requests.map((r) => r.kind))})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll"]);
@@ -494,7 +484,7 @@ describe("buffering proxy: streams that send nothing", () => {
     const fake = await setup((kind) => (kind === "chunked" ? "silent" : null));
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["long-poll"] });
-    await until(() => fake.count("long-poll") > 0, () => JSON.stringify(fake.requests.map((r) => r.kind)));
+    await waitFor(() => fake.count("long-poll") > 0, () => `a long-poll (${JSON.stringify(fake.requests.map((r) => r.kind))})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll"]);
@@ -507,7 +497,7 @@ describe("buffering proxy: streams that send nothing", () => {
     const fake = await setup((kind, _f, n) => (kind === "sse" && n === 1 ? "silent" : null));
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse", "long-poll"], retryTransportInterval: 200 });
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "sse"]);
@@ -523,7 +513,7 @@ describe("error bursts", () => {
     );
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["long-poll"], enableChunkedEncoding: false });
-    await until(() => fake.count("long-poll") > codes.length, () => String(fake.count("long-poll")));
+    await waitFor(() => fake.count("long-poll") > codes.length, () => `${codes.length + 1} long-polls (${fake.count("long-poll")})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll"]);
@@ -535,7 +525,7 @@ describe("error bursts", () => {
     const fake = await setup((kind, _f, n) => (kind === "sse" && n <= 2 ? HttpResponse.json({ error: "unavailable" }, { status: 503 }) : null));
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse", "long-poll"], retryTransportInterval: 50 });
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "sse"]);
@@ -551,7 +541,7 @@ describe("error bursts", () => {
     });
     await publish(fake, 0, 5);
     const f = start(fake, { transports: ["poll"] });
-    await until(() => asked.length >= 3, () => String(asked.length));
+    await waitFor(() => asked.length >= 3, () => `3 requests (${asked.length})`);
     await publish(fake, 5, 5);
     await expectExact(f, 10);
     expect(f.seen).toEqual(["poll"]);
@@ -567,7 +557,7 @@ describe("WebSocket close codes", () => {
     fake.wsRefuse = () => 1008;
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["websocket", "sse"], retryTransportInterval: 20 });
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await publish(fake, 10, 20);
     await expectExact(f, 30);
     // Ten retry intervals later: still the one attempt (it rests maxPollInterval).
@@ -581,7 +571,7 @@ describe("WebSocket close codes", () => {
     fake.wsCut = { connection: 1, after: 15, code: 1013 };
     await publish(fake, 0, 5);
     const f = start(fake, { transports: ["websocket", "sse"] });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await publish(fake, 5, 25);
     await expectExact(f, 30);
     expect(fake.count("websocket")).toBe(2);
@@ -596,7 +586,7 @@ describe("a working connection cut, with nothing to fall back to", () => {
     await publish(fake, 0, 5);
     // retryTransportInterval is a minute here: only an immediate resume can finish in time.
     const f = start(fake, { transports: ["websocket"] });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await publish(fake, 5, 25);
     await expectExact(f, 30);
     expect(fake.count("websocket")).toBe(2);
@@ -609,7 +599,7 @@ describe("headers", () => {
     const fake = await setup();
     await publish(fake, 0, 3);
     const f = start(fake, { transports: ["sse", "long-poll"], headers: { "X-App": "cometbus-test" } });
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await expectExact(f, 3);
     const http = fake.requests.filter((r) => r.headers);
     expect([...new Set(http.map((r) => r.kind))].sort()).toEqual(["long-poll", "sse"]);
@@ -624,11 +614,11 @@ describe("silence for two heartbeats means dead", () => {
     fake.heartbeatMs = 100;
     await publish(fake, 0, 10);
     const f = start(fake, { heartbeatInterval: 250 });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
-    await until(() => CHANNELS.every((ch) => f.got[ch].length === 10), () => JSON.stringify(f.got));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
+    await waitFor(() => CHANNELS.every((ch) => f.got[ch].length === 10), () => `10 messages on every channel (${JSON.stringify(f.got)})`);
     fake.muted.add("websocket");
     await publish(fake, 10, 20);
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "websocket", "sse"]);
     expect(fake.count("websocket")).toBe(1);
@@ -639,13 +629,13 @@ describe("silence for two heartbeats means dead", () => {
     fake.heartbeatMs = 100;
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse", "long-poll"], heartbeatInterval: 250 });
-    await until(() => f.bus.transport === "sse", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "sse", () => `sse (on ${f.bus.transport})`);
     // Four heartbeat periods with heartbeats only: still alive, still SSE, one stream.
     await new Promise((r) => setTimeout(r, 1000));
     expect([f.bus.transport, fake.count("sse")]).toEqual(["sse", 1]);
     fake.muted.add("sse");
     await publish(fake, 10, 20);
-    await until(() => f.bus.transport === "long-poll", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "long-poll", () => `long-poll (on ${f.bus.transport})`);
     await expectExact(f, 30);
     expect(f.seen).toEqual(["long-poll", "sse", "long-poll"]);
   });
@@ -669,7 +659,7 @@ describe("cuts and replays", () => {
     });
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["sse"] });
-    await until(() => fake.count("sse") >= 2, () => String(fake.count("sse")));
+    await waitFor(() => fake.count("sse") >= 2, () => `2 SSE requests (${fake.count("sse")})`);
     await publish(fake, 10, 10);
     await expectExact(f, 20);
     expect(f.seen).toEqual(["sse"]);
@@ -692,7 +682,7 @@ describe("cuts and replays", () => {
     });
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["long-poll"] });
-    await until(() => fake.count("chunked") >= 2, () => String(fake.count("chunked")));
+    await waitFor(() => fake.count("chunked") >= 2, () => `2 chunked polls (${fake.count("chunked")})`);
     await publish(fake, 10, 10);
     await expectExact(f, 20);
     const second = fake.requests.filter((r) => r.kind === "chunked")[1].body;
@@ -707,7 +697,7 @@ describe("cuts and replays", () => {
     });
     await publish(fake, 0, 10);
     const f = start(fake, { transports: ["poll"] });
-    await until(() => fake.count("poll") >= 4, () => String(fake.count("poll")));
+    await waitFor(() => fake.count("poll") >= 4, () => `4 polls (${fake.count("poll")})`);
     await publish(fake, 10, 5);
     await expectExact(f, 15);
     expect(f.seen).toEqual(["poll"]);
@@ -717,7 +707,7 @@ describe("cuts and replays", () => {
     const fake = await setup(undefined, "replay");
     await publish(fake, 0, 5);
     const f = start(fake, { transports: ["websocket"] });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await publish(fake, 5, 15);
     await expectExact(f, 20);
     expect(f.seen).toEqual(["websocket"]);
@@ -801,7 +791,7 @@ describe("background polling", () => {
     let live = true;
     let asked = 0;
     const f = start(fake, { backgroundCallbackInterval: 300, shouldLongPollCallback: () => (asked++, live) });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await expectExact(f, 5);
     // Live, it is asked again about once a second, however many heartbeats come (50 ms apart here).
     asked = 0;
@@ -811,18 +801,18 @@ describe("background polling", () => {
 
     live = false;
     const off = Date.now();
-    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    await waitFor(() => f.bus.transport === "poll", () => `poll (on ${f.bus.transport})`, 3000);
     expect(Date.now() - off).toBeLessThan(1500);
-    await until(() => fake.sockets === 0, () => `${fake.sockets} sockets open`, 3000);
+    await waitFor(() => fake.sockets === 0, () => `no socket open (${fake.sockets})`, 3000);
     await publish(fake, 5, 5);
-    await until(() => polls(fake, off).length >= 5, () => String(polls(fake, off).length), 5000);
+    await waitFor(() => polls(fake, off).length >= 5, () => `5 polls (${polls(fake, off).length})`, 5000);
     // Each poll waits out backgroundCallbackInterval (300 ms), not callbackInterval (30 ms here).
     for (const gap of gaps(polls(fake, off).map((r) => r.at))) expect(gap).toBeGreaterThanOrEqual(280);
     await expectExact(f, 10);
 
     live = true;
     const on = Date.now();
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport), 3000);
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`, 3000);
     expect(Date.now() - on).toBeLessThan(1500);
     await publish(fake, 10, 5);
     await expectExact(f, 15);
@@ -837,7 +827,7 @@ describe("background polling", () => {
     await publish(fake, 0, 5);
     let live = true;
     const f = start(fake, { backgroundCallbackInterval: 300, shouldLongPollCallback: () => live });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     doc.setHidden(true);
     expect(f.bus.transport).toBe("websocket");
     const hidden = Date.now();
@@ -862,17 +852,17 @@ describe("background polling", () => {
       backgroundCallbackInterval: 300,
       shouldLongPollCallback: () => (asked++, false),
     });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await sleep(1200);
     expect([f.bus.transport, asked]).toEqual(["websocket", 0]);
 
     // Settings change on a live bus: without alwaysLongPoll the callback decides…
     f.bus.alwaysLongPoll = false;
-    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    await waitFor(() => f.bus.transport === "poll", () => `poll (on ${f.bus.transport})`, 3000);
     expect(asked).toBeGreaterThan(0);
     // …and with it again the bus is live, whatever the callback says.
     f.bus.alwaysLongPoll = true;
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport), 3000);
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`, 3000);
     await publish(fake, 5, 5);
     await expectExact(f, 10);
     expect(f.seen).toEqual(["long-poll", "websocket", "poll", "websocket"]);
@@ -895,7 +885,7 @@ describe("background polling", () => {
         return false;
       },
     });
-    await until(() => f.bus.transport === "websocket", () => String(f.bus.transport));
+    await waitFor(() => f.bus.transport === "websocket", () => `websocket (on ${f.bus.transport})`);
     await expectExact(f, 5);
     await sleep(2200);
     // Asked again and again, logged once, still live (visible page).
@@ -914,7 +904,7 @@ describe("background polling", () => {
 
     // Mended, it is obeyed (false: poll) without another log.
     broken = false;
-    await until(() => f.bus.transport === "poll", () => String(f.bus.transport), 3000);
+    await waitFor(() => f.bus.transport === "poll", () => `poll (on ${f.bus.transport})`, 3000);
     expect(logged).toHaveBeenCalledTimes(1);
     expect(f.seen).toEqual(["long-poll", "websocket", "poll", "websocket", "poll"]);
   });
@@ -948,7 +938,7 @@ describe("background polling", () => {
     lend("localStorage", store);
     const fake = await setup();
     const f = start(fake, { backgroundCallbackInterval: 50, minHiddenPollInterval: 600 });
-    await until(() => polls(fake).length >= 1, () => "no poll");
+    await waitFor(() => polls(fake).length >= 1, "a poll");
     // Another library's tab asks every 200 ms: this one never gets a 600 ms gap to poll in.
     const other = setInterval(() => store.setItem("__mbLastAjax", String(Date.now())), 200);
     store.setItem("__mbLastAjax", String(Date.now()));
@@ -960,7 +950,7 @@ describe("background polling", () => {
       clearInterval(other);
     }
     const quiet = Date.now();
-    await until(() => polls(fake, quiet).length >= 1, () => "no poll once the other tab stopped", 3000);
+    await waitFor(() => polls(fake, quiet).length >= 1, "a poll once the other tab stopped", 3000);
 
     // A sandboxed frame: no storage to take turns through, so back to one poll every 50 ms.
     lend("localStorage", store, true);

@@ -3,6 +3,7 @@ import { MessageBus as DefaultBus } from "../client/index.js";
 import { MessageBus } from "../client/bus.js";
 import type { TransportName } from "../client/types.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 const CHANNELS = ["/node/a", "/node/b", "/node/c"];
 const BACKLOG = 20;
@@ -16,17 +17,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-function until(check: () => boolean, what: () => string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) return resolve();
-      if (Date.now() > deadline) return reject(new Error("timed out waiting: " + what()));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+/** A real server and real transports, reconnects and switches included: the waits' safety net. */
+const WAIT_MS = 15_000;
 
 type Got = Record<string, { data: unknown; globalId: number; messageId: number }[]>;
 
@@ -60,9 +52,9 @@ describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Nod
     const seen: TransportName[] = [];
     bus.onTransport((n) => seen.push(n));
     const got = follow(bus, CHANNELS, 0);
-    await until(() => CHANNELS.every((ch) => got[ch].length === BACKLOG), () => JSON.stringify(bus.stats));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length === BACKLOG), () => `the backlog on every channel (${JSON.stringify(bus.stats)})`, WAIT_MS);
     await publishRound(s, BACKLOG, LIVE);
-    await until(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => JSON.stringify(bus.stats));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => `backlog and live messages on every channel (${JSON.stringify(bus.stats)})`, WAIT_MS);
     // Anything doubled would have arrived by now with the next batch.
     await new Promise((r) => setTimeout(r, 150));
     expectExact(got, BACKLOG + LIVE);
@@ -73,7 +65,7 @@ describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Nod
     const held = () => s.bus.stats().subscribers as Record<string, number>;
     const kind = transport === "long-poll" ? "chunked" : transport;
     // A long-poll is between two requests now and then.
-    if (transport !== "poll") await until(() => held()[kind] === 1, () => JSON.stringify(held()));
+    if (transport !== "poll") await waitFor(() => held()[kind] === 1, () => `one ${kind} subscriber held (${JSON.stringify(held())})`, WAIT_MS);
     for (const k of ["long-poll", "chunked", "sse", "websocket"]) expect([k, held()[k]]).toEqual([k, k === kind ? 1 : 0]);
   });
 });
@@ -88,9 +80,9 @@ describe("Node client, default negotiation", () => {
     const seen: TransportName[] = [];
     bus.onTransport((n) => seen.push(n));
     const got = follow(bus, CHANNELS, 0);
-    await until(() => bus.transport === "websocket", () => String(bus.transport));
+    await waitFor(() => bus.transport === "websocket", () => `websocket (on ${bus.transport})`, WAIT_MS);
     await publishRound(s, BACKLOG, LIVE);
-    await until(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => JSON.stringify(bus.stats));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length >= BACKLOG + LIVE), () => `backlog and live messages on every channel (${JSON.stringify(bus.stats)})`, WAIT_MS);
     await new Promise((r) => setTimeout(r, 150));
     expectExact(got, BACKLOG + LIVE);
     expect(seen[0]).toBe("long-poll");
@@ -108,10 +100,10 @@ describe("Node client, default negotiation", () => {
     expect(DefaultBus.status()).toBe("stopped");
     const got = follow(DefaultBus, CHANNELS, -1);
     expect(DefaultBus.status()).toBe("started");
-    await until(() => DefaultBus.transport === "sse", () => String(DefaultBus.transport));
-    await until(() => CHANNELS.every((ch) => DefaultBus.subscription()[ch] === 3), () => JSON.stringify(DefaultBus.subscription()));
+    await waitFor(() => DefaultBus.transport === "sse", () => `sse (on ${DefaultBus.transport})`, WAIT_MS);
+    await waitFor(() => CHANNELS.every((ch) => DefaultBus.subscription()[ch] === 3), () => `position 3 on every channel (${JSON.stringify(DefaultBus.subscription())})`, WAIT_MS);
     await publishRound(s, 3, 2);
-    await until(() => CHANNELS.every((ch) => got[ch].length >= 2), () => JSON.stringify(got));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length >= 2), () => `2 messages on every channel (${JSON.stringify(got)})`, WAIT_MS);
     for (const ch of CHANNELS) expect(got[ch].map((m) => [m.messageId, m.data])).toEqual([[4, { ch, i: 3 }], [5, { ch, i: 4 }]]);
     expect(DefaultBus.unsubscribe("/node/*")).toBe(true);
     expect(DefaultBus.channels()).toEqual([]);
@@ -129,12 +121,12 @@ describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Nod
     const resets: string[] = [];
     bus.onReset((ch) => resets.push(ch));
     const got = follow(bus, CHANNELS, 0);
-    await until(() => CHANNELS.every((ch) => got[ch].length === 5), () => JSON.stringify(bus.stats));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length === 5), () => `5 messages on every channel (${JSON.stringify(bus.stats)})`, WAIT_MS);
     const before = bus.epoch;
     await s.bus.reset();
     for (const ch of CHANNELS) got[ch] = [];
     await publishRound(s, 0, 4);
-    await until(() => CHANNELS.every((ch) => got[ch].length >= 4), () => JSON.stringify(got));
+    await waitFor(() => CHANNELS.every((ch) => got[ch].length >= 4), () => `4 messages on every channel (${JSON.stringify(got)})`, WAIT_MS);
     await new Promise((r) => setTimeout(r, 150));
     expectExact(got, 4);
     expect(resets.sort()).toEqual([...CHANNELS].sort());
@@ -153,23 +145,23 @@ describe.each(["websocket", "sse", "long-poll", "poll"] as TransportName[])("Nod
     const fn1 = (_d: unknown, _g: number, id: number) => a1.push(id);
     bus.subscribe("/live/a", fn1, 0);
     bus.subscribe("/live/a", (_d, _g, id) => a2.push(id), 0);
-    await until(() => bus.transport === transport && bus.subscription()["/live/a"] === 0, () => String(bus.transport));
+    await waitFor(() => bus.transport === transport && bus.subscription()["/live/a"] === 0, () => `${transport} subscribed to /live/a (on ${bus.transport})`, WAIT_MS);
     await s.bus.publish("/live/a", 1);
-    await until(() => a1.length === 1 && a2.length === 1, () => `${a1} ${a2}`);
+    await waitFor(() => a1.length === 1 && a2.length === 1, () => `one message for each callback (${a1} ${a2})`, WAIT_MS);
     // Published before the subscription: lastId 0 brings it from the backlog.
     await s.bus.publish("/live/b", "early");
     bus.subscribe("/live/b", (_d, _g, id) => b.push(id), 0);
     expect(bus.unsubscribe("/live/a", fn1)).toBe(true);
     await s.bus.publish("/live/a", 2);
     await s.bus.publish("/live/b", "late");
-    await until(() => a2.length === 2 && b.length === 2, () => `${a2} ${b}`);
+    await waitFor(() => a2.length === 2 && b.length === 2, () => `two messages for a2 and b (${a2} ${b})`, WAIT_MS);
     expect(bus.channels()).toEqual(["/live/a", "/live/b"]);
 
     bus.pause();
     expect(bus.status()).toBe("paused");
     for (let i = 0; i < 3; i++) await s.bus.publish("/live/b", i);
     // Positions move on while paused (nothing is asked for twice); callbacks wait.
-    await until(() => bus.subscription()["/live/b"] === 5, () => JSON.stringify(bus.subscription()));
+    await waitFor(() => bus.subscription()["/live/b"] === 5, () => `/live/b at 5 (${JSON.stringify(bus.subscription())})`, WAIT_MS);
     expect(b).toEqual([1, 2]);
     bus.resume();
     expect(b).toEqual([1, 2, 3, 4, 5]);

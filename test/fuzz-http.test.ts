@@ -30,6 +30,7 @@ import {
   valueText,
 } from "./helpers/fuzz-arbitraries.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * Every HTTP endpoint under property-based fuzzing, over raw TCP so that every byte is ours (raw
@@ -355,9 +356,7 @@ function beforeRun(): void {
  */
 async function noSubscribersLeft(): Promise<void> {
   const live = () => Object.entries(server.bus.stats().subscribers as Record<string, number>).filter(([kind, n]) => kind !== "server" && n > 0);
-  for (let i = 0; i < 50 && live().length; i++) await new Promise((r) => setTimeout(r, 10));
-  const left = live();
-  if (left.length) throw new Error(`subscribers left after every connection closed: ${JSON.stringify(Object.fromEntries(left))}`);
+  await waitFor(() => !live().length, () => `no subscriber left after every connection closed (have ${JSON.stringify(Object.fromEntries(live()))})`, 500);
 }
 
 /** After each run: the recorded errors and rejections are none, and the server still serves. */

@@ -23,6 +23,7 @@ import {
   valueText,
 } from "./helpers/fuzz-arbitraries.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * WebSocket frames under property-based fuzzing: whatever a client sends (JSON of any shape, text
@@ -283,9 +284,7 @@ function beforeRun(): void {
 /** Once the run's sockets are gone, so are their subscribers. */
 async function noSubscribersLeft(): Promise<void> {
   const live = () => Object.entries(server.bus.stats().subscribers as Record<string, number>).filter(([kind, n]) => kind !== "server" && n > 0);
-  for (let i = 0; i < 50 && live().length; i++) await new Promise((r) => setTimeout(r, 10));
-  const left = live();
-  if (left.length) throw new Error(`subscribers left after every socket closed: ${JSON.stringify(Object.fromEntries(left))}`);
+  await waitFor(() => !live().length, () => `no subscriber left after every socket closed (have ${JSON.stringify(Object.fromEntries(live()))})`, 500);
 }
 
 async function afterRun(): Promise<void> {

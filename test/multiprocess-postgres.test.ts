@@ -1,9 +1,10 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { hasPostgres, POSTGRES_URL, uniqueName } from "./helpers/backends.js";
-import { Cluster, publishAndVerify, verifyAfterOutage, waitUntil } from "./helpers/cluster.js";
+import { Cluster, PROCESSES } from "./helpers/cluster.js";
+import { OUTAGE, publishAndVerify, untilAcks, untilRejections, verifyAfterOutage } from "./helpers/scenarios.js";
 
-/** Three `cometbus serve` processes on one PostgreSQL (DESIGN §3 scale-out). */
+/** Three `cometbus serve` processes on one PostgreSQL (README: Backends and scale-out). */
 const run = await hasPostgres();
 
 let cluster: Cluster | undefined;
@@ -32,7 +33,7 @@ describe.runIf(run)("three processes on one PostgreSQL", () => {
     const schema = uniqueName("mp");
     cleanups.push([`DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
     cluster = new Cluster(`${POSTGRES_URL}?schema=${schema}`);
-    await cluster.start(3);
+    await cluster.start();
     await publishAndVerify(cluster);
   }, 120_000);
 
@@ -52,23 +53,24 @@ describe.runIf(run)("three processes on one PostgreSQL", () => {
     url.searchParams.set("schema", schema);
     url.searchParams.set("application_name", app);
     cluster = new Cluster(url.toString());
-    await cluster.start(3);
+    await cluster.start();
     const terminate = `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${app}'`;
 
     let stop = false;
-    const run = cluster.publishUntil(() => stop, 4, 5);
-    await waitUntil(() => run.acks.length >= 300, () => `${run.acks.length} acks before the outage`);
+    const run = cluster.publishUntil(() => stop, OUTAGE.concurrency, OUTAGE.delayMs);
+    await untilAcks(run, OUTAGE.acksBefore, "before the outage");
     // Every connection cut at once: publishes and reads in flight fail, pools and LISTEN reconnect.
     const [cut] = await admin(terminate);
-    expect(cut.rows[0].n).toBeGreaterThanOrEqual(6);
-    await waitUntil(() => run.acks.length >= 600, () => `${run.acks.length} acks after the cut`);
+    // Each process holds its LISTEN connection and at least one pooled one.
+    expect(cut.rows[0].n).toBeGreaterThanOrEqual(2 * PROCESSES);
+    await untilAcks(run, OUTAGE.acksBefore + OUTAGE.acksAfter, "after the cut");
     // Then down for a while: nothing can connect.
     await admin(`ALTER ROLE "${role}" NOLOGIN`, terminate);
     const before = run.rejections.length;
-    await waitUntil(() => run.rejections.length >= before + 30, () => `${run.rejections.length} rejections during the outage`);
+    await untilRejections(run, before + OUTAGE.rejectionsDuring, "during the outage");
     const acksDuringOutage = run.acks.length;
     await admin(`ALTER ROLE "${role}" LOGIN`);
-    await waitUntil(() => run.acks.length >= acksDuringOutage + 300, () => `${run.acks.length} acks after recovery`);
+    await untilAcks(run, acksDuringOutage + OUTAGE.acksAfter, "after recovery");
     stop = true;
     await run.done;
     console.log(`postgres outage: ${run.acks.length} acknowledged, ${run.rejections.length} rejected, reconnects ${cluster.subs.map((s) => s.reconnects)}`);

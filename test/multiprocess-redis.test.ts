@@ -5,9 +5,15 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { hasRedis, hasRedisServer, listening, REDIS_URL, uniqueName } from "./helpers/backends.js";
-import { type Ack, allDelivered, Cluster, deliveryProblems, freePort, publishAndVerify, verifyAfterOutage, type Received, waitUntil } from "./helpers/cluster.js";
+import { Cluster } from "./helpers/cluster.js";
+import { deliveryProblems } from "./helpers/delivery.js";
+import { freePort } from "./helpers/ports.js";
+import type { Ack } from "./helpers/publisher.js";
+import type { Received } from "./helpers/raw-subscribers.js";
+import { OUTAGE, publishAndVerify, untilAcks, untilDelivered, untilRejections, verifyAfterOutage } from "./helpers/scenarios.js";
+import { waitFor } from "./helpers/wait.js";
 
-/** Three `cometbus serve` processes on one Redis (DESIGN §3 scale-out). */
+/** Three `cometbus serve` processes on one Redis (README: Backends and scale-out). */
 const run = (await hasRedis()) && hasRedisServer();
 
 let cluster: Cluster | undefined;
@@ -42,7 +48,7 @@ async function startPrivateRedis(port: number, dir: string, durable = true): Pro
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", dir], {
     stdio: "ignore",
   });
-  await waitUntil(
+  await waitFor(
     () => child.exitCode === null && listening(port),
     () => `redis-server on port ${port} (exit code ${child.exitCode})`,
     10_000,
@@ -55,7 +61,7 @@ describe.runIf(run)("three processes on one Redis", () => {
     const prefix = uniqueName("mp") + ":";
     cleanups.push(() => deleteKeys(REDIS_URL, prefix));
     cluster = new Cluster(`${REDIS_URL}?prefix=${prefix}`);
-    await cluster.start(3);
+    await cluster.start();
     await publishAndVerify(cluster);
   }, 120_000);
 
@@ -64,16 +70,16 @@ describe.runIf(run)("three processes on one Redis", () => {
     const dir = mkdtempSync(join(tmpdir(), "cometbus-redis-"));
     privateRedis = { child: await startPrivateRedis(port, dir), dir };
     cluster = new Cluster(`redis://127.0.0.1:${port}/0?prefix=outage:`);
-    await cluster.start(3);
+    await cluster.start();
 
     let stop = false;
-    const run = cluster.publishUntil(() => stop, 4, 5);
-    await waitUntil(() => run.acks.length >= 300, () => `${run.acks.length} acks before the outage`);
+    const run = cluster.publishUntil(() => stop, OUTAGE.concurrency, OUTAGE.delayMs);
+    await untilAcks(run, OUTAGE.acksBefore, "before the outage");
     privateRedis.child.kill("SIGKILL");
-    await waitUntil(() => run.rejections.length >= 30, () => `${run.rejections.length} rejections during the outage`);
+    await untilRejections(run, OUTAGE.rejectionsDuring, "during the outage");
     const acksDuringOutage = run.acks.length;
     privateRedis.child = await startPrivateRedis(port, dir);
-    await waitUntil(() => run.acks.length >= acksDuringOutage + 300, () => `${run.acks.length} acks after recovery`);
+    await untilAcks(run, acksDuringOutage + OUTAGE.acksAfter, "after recovery");
     stop = true;
     await run.done;
     console.log(`redis outage: ${run.acks.length} acknowledged, ${run.rejections.length} rejected, reconnects ${cluster.subs.map((s) => s.reconnects)}`);
@@ -86,26 +92,25 @@ describe.runIf(run)("three processes on one Redis", () => {
     const dir = mkdtempSync(join(tmpdir(), "cometbus-redis-"));
     privateRedis = { child: await startPrivateRedis(port, dir, false), dir };
     cluster = new Cluster(`redis://127.0.0.1:${port}/0?prefix=empty:`);
-    await cluster.start(3);
+    await cluster.start();
     const subs = cluster.subs;
     const firstEpoch = subs[0].epoch;
     expect(subs.map((s) => s.epoch)).toEqual(subs.map(() => firstEpoch));
 
     let stop = false;
-    const run = cluster.publishUntil(() => stop, 4, 5);
-    await waitUntil(() => run.acks.length >= 300, () => `${run.acks.length} acks before the outage`);
+    const run = cluster.publishUntil(() => stop, OUTAGE.concurrency, OUTAGE.delayMs);
+    await untilAcks(run, OUTAGE.acksBefore, "before the outage");
     privateRedis.child.kill("SIGKILL");
-    await waitUntil(() => run.rejections.length >= 30, () => `${run.rejections.length} rejections during the outage`);
+    await untilRejections(run, OUTAGE.rejectionsDuring, "during the outage");
     // Redis is gone, so no acknowledgement from before can still be on its way.
     const oldAcks = run.acks.slice();
     privateRedis.child = await startPrivateRedis(port, dir, false);
-    await waitUntil(() => run.acks.length >= oldAcks.length + 300, () => `${run.acks.length} acks after recovery`);
+    await untilAcks(run, oldAcks.length + OUTAGE.acksAfter, "after recovery");
     stop = true;
     await run.done;
     const newAcks = run.acks.slice(oldAcks.length);
 
-    await waitUntil(() => allDelivered(subs, newAcks), () => subs.map((s) => `${s.name}=${s.count()}`).join(" "));
-    await new Promise((r) => setTimeout(r, 200));
+    await untilDelivered(cluster, { acks: newAcks });
     // The new epoch: exactly what was acknowledged since, on every process and transport.
     expect(deliveryProblems(subs, newAcks, false)).toEqual([]);
     const epoch = subs[0].epoch;
@@ -136,7 +141,7 @@ describe.runIf(run)("three processes on one Redis", () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(oldAcks.length).toBeGreaterThanOrEqual(300);
+    expect(oldAcks.length).toBeGreaterThanOrEqual(OUTAGE.acksBefore);
     expect(newAcks satisfies Ack[]).not.toHaveLength(0);
     expect(cluster.crashed()).toEqual([]);
   }, 120_000);

@@ -9,6 +9,7 @@ import WebSocket from "ws";
 import { hasNginx, requireService } from "./helpers/services.js";
 import { NGINX_CONFIGS, startNginx, type Nginx, type NginxConfig } from "./helpers/nginx.js";
 import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 const enabled = requireService("nginx", hasNginx(), "apt-get install nginx-light");
 
@@ -66,18 +67,6 @@ function raw(url: string, opts: { method?: string; headers?: Record<string, stri
   r.response.catch(() => {});
   req.end(opts.body);
   return r;
-}
-
-function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -182,14 +171,14 @@ describe.runIf(enabled)("nginx configs misbehave as intended", () => {
       }),
     );
     for (const [c] of streams) {
-      await until(() => sseSubscribers(at(c).server).length === 1, `${c}: the SSE subscriber`);
+      await waitFor(() => sseSubscribers(at(c).server).length === 1, `${c}: the SSE subscriber`);
       for (let i = 1; i <= 3; i++) await at(c).server.bus.publish("/buffered", { i });
     }
     const byConfig = new Map(streams);
     // Unbuffered configs pass every message on while the stream is open...
     for (const c of ["friendly", "no-upgrade", "http10", "short-timeout"] as const) {
       const r = byConfig.get(c)!;
-      await until(() => r.body().includes('"data":{"i":3}'), `${c}: the third message while open`);
+      await waitFor(() => r.body().includes('"data":{"i":3}'), `${c}: the third message while open`);
       expect(r.firstAfterMark, c).toBe(false);
       expect((await r.response).headers["content-encoding"], c).toBeUndefined();
     }
@@ -219,8 +208,8 @@ describe.runIf(enabled)("nginx configs misbehave as intended", () => {
     for (const c of ["friendly", "buffering"] as const) await at(c).server.bus.publish("/chunky", { c });
     const friendly = open("friendly");
     const buffering = open("buffering");
-    await until(() => friendly.body().includes('"data":{"c":"friendly"}'), "friendly's first chunk while open");
-    await until(() => heldPoll(at("buffering").server.bus, "chunky-buffering") !== undefined, "the held poll behind buffering");
+    await waitFor(() => friendly.body().includes('"data":{"c":"friendly"}'), "friendly's first chunk while open");
+    await waitFor(() => heldPoll(at("buffering").server.bus, "chunky-buffering") !== undefined, "the held poll behind buffering");
     await sleep(500);
     expect(buffering.chunks.length, "buffering passed the first chunk on while the poll was held").toBe(0);
     buffering.mark();
@@ -242,7 +231,7 @@ describe.runIf(enabled)("nginx configs misbehave as intended", () => {
       });
       const res = await r.response;
       // A chunked poll stays open after its first chunk; a plain one ends with its answer.
-      await until(() => r.body().includes('"channel":"/chunks"'), `${c}: the first answer`);
+      await waitFor(() => r.body().includes('"channel":"/chunks"'), `${c}: the first answer`);
       r.destroy();
       return { type: res.headers["content-type"], body: r.body() };
     };

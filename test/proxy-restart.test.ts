@@ -9,6 +9,7 @@ import { launchChromium } from "./helpers/browser.js";
 import { startNginx, type Nginx } from "./helpers/nginx.js";
 import { hasChromium, hasNginx, requireService } from "./helpers/services.js";
 import { readRecord, startPageServer, type PageRecord, type PageServer } from "./fixtures/proxy-page.js";
+import { waitFor } from "./helpers/wait.js";
 
 const enabled =
   requireService("chromium", hasChromium(), "apt-get install chromium") &&
@@ -19,14 +20,12 @@ const PER_CHANNEL = 10;
 
 type Run = PageRecord["received"][number] & { data: { run: number } };
 
-async function until(page: Page, cond: (rec: PageRecord) => boolean, what: string, ms = 30_000): Promise<PageRecord> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const rec = await readRecord(page);
-    if (cond(rec)) return rec;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify({ resets: rec.resets, received: rec.received.length, transports: rec.transports.map((t) => t.name), transport: rec.transport, last: rec.received.slice(-3) })}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** The page's record once `cond` holds; read every 100 ms (a round trip into the page), for up to 30 s. */
+async function recordWhen(page: Page, cond: (rec: PageRecord) => boolean, what: string): Promise<PageRecord> {
+  let rec!: PageRecord;
+  const seen = () => JSON.stringify({ resets: rec.resets, received: rec.received.length, transports: rec.transports.map((t) => t.name), transport: rec.transport, last: rec.received.slice(-3) });
+  await waitFor(async () => cond((rec = await readRecord(page))), () => `${what}: ${seen()}`, 30_000, 100);
+  return rec;
 }
 
 /** `count` messages per channel of `run`: the k-th on each channel is {run, i: k}. */
@@ -72,7 +71,7 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
     );
 
     await publish(first, 1, 1, PER_CHANNEL);
-    for (const page of pages) await until(page, (rec) => rec.received.length === CHANNELS.length * PER_CHANNEL, "the first run");
+    for (const page of pages) await recordWhen(page, (rec) => rec.received.length === CHANNELS.length * PER_CHANNEL, "the first run");
 
     await first.close();
     first = undefined;
@@ -80,14 +79,14 @@ describe.runIf(enabled)("server restart with the memory backend", () => {
     const restartedAt = Date.now();
     // Some published before the clients are back (they come from the new epoch's backlog)...
     await publish(second, 2, 1, PER_CHANNEL / 2);
-    for (const page of pages) await until(page, (rec) => rec.resets.length >= CHANNELS.length, "onReset on every channel");
+    for (const page of pages) await recordWhen(page, (rec) => rec.resets.length >= CHANNELS.length, "onReset on every channel");
     // ...and some after (they come live).
     await publish(second, 2, PER_CHANNEL / 2 + 1, PER_CHANNEL / 2);
 
     const ids = Array.from({ length: PER_CHANNEL }, (_, k) => k + 1);
     for (const [n, page] of pages.entries()) {
       const via = where[n];
-      let rec = await until(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${via})`);
+      let rec = await recordWhen(page, (r) => r.received.length >= 2 * CHANNELS.length * PER_CHANNEL, `the second run (${via})`);
       // A grace period for a late duplicate or a second reset (safety margin, not a measurement).
       await new Promise((r) => setTimeout(r, 1000));
       rec = await readRecord(page);

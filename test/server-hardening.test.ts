@@ -5,6 +5,7 @@ import { MemoryBackend, type Snapshot, type StoredMessage } from "../server/inde
 import { longPoll, parse, poll, WsClient, wsUrl } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * What an outsider's first hour found (each test fails on the code before the hardening): one frame
@@ -24,12 +25,8 @@ async function start(options: Parameters<typeof startServer>[0] = {}): Promise<T
   return server;
 }
 
-async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  for (const until = Date.now() + ms; !cond(); ) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** One server in this process, on loopback: anything here happens well within this. */
+const WAIT_MS = 5000;
 
 const utf8 = (s: string) => Buffer.byteLength(s);
 const subscribers = () => server!.bus.stats().subscribers;
@@ -129,7 +126,7 @@ describe("a connection that closes takes its subscribers with it, queued or not"
     const kinds = kind as "sse" | "chunked" | "long-poll";
     const conns = Array.from({ length: 5 }, (_, c) => raw(s.port, Array.from({ length: 10 }, (_, i) => held[kind](c * 10 + i)).join("")));
     // One held response per connection; the nine behind each wait for their turn, unregistered.
-    await waitFor(() => subscribers()[kinds] === 5, "the first of each connection held");
+    await waitFor(() => subscribers()[kinds] === 5, "the first of each connection held", WAIT_MS);
     await new Promise((r) => setTimeout(r, 200));
     expect(subscribers()[kinds]).toBe(5);
     for (const c of conns) c.socket.destroy();
@@ -141,10 +138,10 @@ describe("a connection that closes takes its subscribers with it, queued or not"
     const s = await start({ longPollTimeout: 30_000 });
     const form = { "Content-Type": "application/x-www-form-urlencoded", "Dont-Chunk": "true" };
     const c = raw(s.port, request("POST", "/message-bus/a/poll", "/turn=0", form) + request("POST", "/message-bus/b/poll", "/turn=0", form));
-    await waitFor(() => subscribers()["long-poll"] === 1, "the first held");
+    await waitFor(() => subscribers()["long-poll"] === 1, "the first held", WAIT_MS);
     await s.bus.publish("/turn", "m1");
     // The first is answered; then the second takes its turn and finds m1 in the backlog.
-    await waitFor(() => (c.received().match(/"data":"m1"/g) ?? []).length === 2, "both answered");
+    await waitFor(() => (c.received().match(/"data":"m1"/g) ?? []).length === 2, "both answered", WAIT_MS);
     c.socket.destroy();
   });
 
@@ -152,7 +149,7 @@ describe("a connection that closes takes its subscribers with it, queued or not"
     const s = await start();
     const big = "x".repeat(70_000);
     const c = raw(s.port, request("GET", "/message-bus/st/sse?%2Fst=-1") + request("POST", "/message-bus/b/sse", big, { "Content-Type": "application/json" }));
-    await waitFor(() => subscribers().sse === 1 || c.closed(), "the stream open");
+    await waitFor(() => subscribers().sse === 1 || c.closed(), "the stream open", WAIT_MS);
     c.socket.destroy();
     await waitFor(() => subscribers().sse === 0, "the stream gone with its connection", 1000);
   });
@@ -160,11 +157,11 @@ describe("a connection that closes takes its subscribers with it, queued or not"
   it("a connection with more than maxQueuedRequests waiting is closed", async () => {
     const s = await start({ limits: { maxQueuedRequests: 8 } });
     const c = raw(s.port, Array.from({ length: 20 }, (_, i) => request("GET", `/message-bus/q${i}/sse?%2Fq=-1`)).join(""));
-    await waitFor(() => c.closed(), "the connection closed by the server");
-    await waitFor(() => subscribers().sse === 0, "nothing left subscribed");
+    await waitFor(() => c.closed(), "the connection closed by the server", WAIT_MS);
+    await waitFor(() => subscribers().sse === 0, "nothing left subscribed", WAIT_MS);
     // Pipelining itself is fine: eight short polls on one connection are all answered.
     const ok = raw(s.port, Array.from({ length: 8 }, (_, i) => request("POST", `/message-bus/k${i}/poll?dlp=t`, "/q=-1", { "Content-Type": "application/x-www-form-urlencoded" })).join(""));
-    await waitFor(() => (ok.received().match(/HTTP\/1.1 200/g) ?? []).length === 8, "eight answers");
+    await waitFor(() => (ok.received().match(/HTTP\/1.1 200/g) ?? []).length === 8, "eight answers", WAIT_MS);
     ok.socket.destroy();
   });
 });
@@ -172,7 +169,7 @@ describe("a connection that closes takes its subscribers with it, queued or not"
 describe("memory per slow reader stays near the buffered-bytes limit", () => {
   it.each(TRANSPORTS)("%s: a catch-up larger than a page arrives whole, in order, each once", async (transport) => {
     // Pages of 4 KiB: 2 × 150 messages of ~500 bytes take many pages (and, for polls, many polls).
-    const s = await start({ limits: { maxBufferedBytes: 16 * 1024 } });
+    const s = await start({ limits: { maxBufferedBytes: 16 * 1024, maxMessageBytes: 16 * 1024 } });
     for (let i = 1; i <= 150; i++) {
       await s.bus.publish("/big/a", { i, pad: "a".repeat(480) });
       await s.bus.publish("/big/b", { i, pad: "b".repeat(480) });
@@ -185,7 +182,7 @@ describe("memory per slow reader stays near the buffered-bytes limit", () => {
   });
 
   it("a poll answers at most a page; the status names where the rest starts", async () => {
-    const s = await start({ limits: { maxBufferedBytes: 16 * 1024 } });
+    const s = await start({ limits: { maxBufferedBytes: 16 * 1024, maxMessageBytes: 16 * 1024 } });
     for (let i = 1; i <= 100; i++) await s.bus.publish("/pp", { i, pad: "p".repeat(480) });
     const first = parse((await poll(s.base, "pp", { "/pp": 0 })).text);
     const got = first.filter((m) => m.channel === "/pp");
@@ -199,21 +196,21 @@ describe("memory per slow reader stays near the buffered-bytes limit", () => {
   });
 
   it("a stream whose client takes nothing for maxStallMs is cut, its buffers freed", async () => {
-    const s = await start({ limits: { maxBufferedBytes: 64 * 1024, maxStallMs: 300 } });
+    const s = await start({ limits: { maxBufferedBytes: 64 * 1024, maxMessageBytes: 32 * 1024, maxStallMs: 300 } });
     // 16 MB: more than the kernel's socket buffers take on loopback, so the server must wait on the client.
     for (let i = 0; i < 1000; i++) await s.bus.publish("/stall", "s".repeat(16_000));
     const c = raw(s.port, request("GET", "/message-bus/stall/sse?%2Fstall=0"));
-    await waitFor(() => c.received().includes("retry: 1000"), "the stream open");
+    await waitFor(() => c.received().includes("retry: 1000"), "the stream open", WAIT_MS);
     c.socket.pause();
     await waitFor(() => subscribers().sse === 0, "the stalled stream cut", 10_000);
     c.socket.resume();
-    await waitFor(() => c.closed(), "the connection destroyed");
+    await waitFor(() => c.closed(), "the connection destroyed", WAIT_MS);
   });
 
   it("a chunked long-poll that does not read is cut once its buffer passes the limit", async () => {
-    const s = await start({ limits: { maxBufferedBytes: 64 * 1024 }, longPollTimeout: 60_000 });
+    const s = await start({ limits: { maxBufferedBytes: 64 * 1024, maxMessageBytes: 64 * 1024 }, longPollTimeout: 60_000 });
     const c = raw(s.port, request("POST", "/message-bus/slow/poll", "/live=-1", { "Content-Type": "application/x-www-form-urlencoded" }));
-    await waitFor(() => subscribers().chunked === 1, "the chunked poll held");
+    await waitFor(() => subscribers().chunked === 1, "the chunked poll held", WAIT_MS);
     c.socket.pause();
     const chunk = "c".repeat(60 * 1024);
     for (let i = 0; i < 500 && subscribers().chunked > 0; i++) {
@@ -246,9 +243,9 @@ describe("server-side subscriptions and the flush", () => {
     const got: StoredMessage[] = [];
     const stop = s.bus.subscribe("/s", (m) => got.push(m), 0);
     await s.bus.publish("/s", 4);
-    await waitFor(() => got.length === 4, "everything, once the store answers");
+    await waitFor(() => got.length === 4, "everything, once the store answers", WAIT_MS);
     await s.bus.publish("/s", 5);
-    await waitFor(() => got.length === 5, "live after the catch-up");
+    await waitFor(() => got.length === 5, "live after the catch-up", WAIT_MS);
     expect(got.map((m) => m.message_id)).toEqual([1, 2, 3, 4, 5]);
     // One line for the outage, not one per attempt.
     expect(errors).toHaveLength(1);
@@ -269,7 +266,7 @@ describe("server-side subscriptions and the flush", () => {
     await s.bus.publish("/f", "one");
     await b.until(() => b.messages().some((m) => m.data === "one"), "the good one's message");
     expect(errors.map(String)).toEqual(["Error: broken socket (test)"]);
-    await waitFor(() => !s.bus.hub.subscribers.has(bad), "the broken one closed");
+    await waitFor(() => !s.bus.hub.subscribers.has(bad), "the broken one closed", WAIT_MS);
     a.close();
     b.close();
   });
@@ -291,17 +288,17 @@ describe("smaller holes", () => {
     const s = await start({ longPollTimeout: 30_000, userIdLookup: (c) => c.req.header("x-user") });
     const alice = { headers: { "x-user": "alice" } };
     const victim = longPoll(s.base, "victim", { "/seq": 0 }, { ...alice, extra: { __seq: 1 } });
-    await waitFor(() => subscribers()["long-poll"] === 1, "alice's poll held");
+    await waitFor(() => subscribers()["long-poll"] === 1, "alice's poll held", WAIT_MS);
     const mallory = longPoll(s.base, "victim", { "/seq": 0 }, { headers: { "x-user": "mallory" }, extra: { __seq: Number.MAX_SAFE_INTEGER } });
-    await waitFor(() => subscribers()["long-poll"] === 2, "mallory's poll held beside it");
+    await waitFor(() => subscribers()["long-poll"] === 2, "mallory's poll held beside it", WAIT_MS);
     await s.bus.publish("/seq", "hello");
     expect(parse((await victim).text).map((m) => m.data)).toEqual(["hello"]);
     // Alice's next poll is not outbid by mallory's huge __seq.
     await mallory;
     const outbid = longPoll(s.base, "victim", { "/seq": 1 }, { headers: { "x-user": "mallory" }, extra: { __seq: Number.MAX_SAFE_INTEGER } });
-    await waitFor(() => subscribers()["long-poll"] === 1, "mallory's next poll held");
+    await waitFor(() => subscribers()["long-poll"] === 1, "mallory's next poll held", WAIT_MS);
     const next = longPoll(s.base, "victim", { "/seq": 1 }, { ...alice, extra: { __seq: 2 } });
-    await waitFor(() => subscribers()["long-poll"] === 2, "alice's next poll held beside it");
+    await waitFor(() => subscribers()["long-poll"] === 2, "alice's next poll held beside it", WAIT_MS);
     await s.bus.publish("/seq", "again");
     expect(parse((await next).text).map((m) => m.data)).toEqual(["again"]);
     await outbid;
@@ -330,7 +327,7 @@ describe("smaller holes", () => {
         "Sec-WebSocket-Version": "13",
       }),
     );
-    await waitFor(() => c.closed(), "the answer");
+    await waitFor(() => c.closed(), "the answer", WAIT_MS);
     expect(c.received()).toMatch(/^HTTP\/1.1 400 /);
     expect(c.received()).toMatch(/"error":"bad request: invalid Host header/);
   });
@@ -405,7 +402,7 @@ describe("smaller holes", () => {
   });
 });
 
-describe("message_bus channels: any text of 1-256 bytes after the slash", () => {
+describe("message_bus channels: any text of 1-256 bytes that starts with the slash", () => {
   const names = ["/café bar", "/日本語/チャット", "/emoji😀", "/a&b=c?d#e%f+g", "/" + "é".repeat(127) + "x"];
   it.each(TRANSPORTS)("%s carries them exactly, in order", async (transport) => {
     const s = await start();

@@ -5,6 +5,7 @@ import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { RacingBackend } from "./fixtures/racing-backend.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -12,13 +13,6 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const subscribers = () => server!.bus.stats().subscribers;
 const total = () => Object.values(subscribers()).reduce((a, b) => a + b, 0);

@@ -4,6 +4,7 @@ import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * Memory a hostile or slow client can pin, measured in a server process of its own (dist/, with
@@ -40,12 +41,13 @@ const memory = () => control<Memory>("/mem");
 const held = (m: Memory) => m.heapUsed + m.external;
 const subscribers = async () => (await control<{ subscribers: Record<string, number> }>("/stats")).subscribers;
 
-async function waitFor(cond: () => Promise<boolean> | boolean, what: string, ms = 15_000): Promise<void> {
-  for (const until = Date.now() + ms; !(await cond()); ) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/**
+ * Waits ask the server process over HTTP: every 50 ms, so asking adds little to the memory being
+ * measured (and samples the peak often enough), for up to 15 s while N clients per transport
+ * connect or are cut.
+ */
+const WAIT_MS = 15_000;
+const WAIT_EVERY_MS = 50;
 
 beforeAll(async () => {
   if (!existsSync(`${ROOT}/dist/server/index.js`)) throw new Error("dist/ is missing: run npm run build (npm test does)");
@@ -128,7 +130,7 @@ describe(`memory per slow client (${N} per transport, 10 MB backlog each)`, () =
     expect({ transport, grewMB: Math.round(grew / MB) }).toEqual({ transport, grewMB: expect.toSatisfy((x: number) => x <= (N * PER_CLIENT + SLACK) / MB) });
     expect(during.rss - baseline.rss).toBeLessThan(N * PER_CLIENT + 2 * SLACK);
     for (const stop of stops) stop();
-    await waitFor(async () => Object.values(await subscribers()).every((n) => n === 0), "every subscriber gone");
+    await waitFor(async () => Object.values(await subscribers()).every((n) => n === 0), "every subscriber gone", WAIT_MS, WAIT_EVERY_MS);
     const after = await memory();
     expect(held(after) - held(before)).toBeLessThan(8 * MB);
   });
@@ -139,17 +141,17 @@ describe(`memory per slow client (${N} per transport, 10 MB backlog each)`, () =
     await control("/publish", { channel: "/live", count: 2000, bytes: 16_000 });
     const before = await memory();
     const stops = await Promise.all(Array.from({ length: N }, (_, i) => nonReader(transport, `live-${transport}-${i}`, [["/live", -1]])));
-    await waitFor(async () => (await subscribers())[transport] === N, "all subscribed");
+    await waitFor(async () => (await subscribers())[transport] === N, "all subscribed", WAIT_MS, WAIT_EVERY_MS);
     // 16 KB messages at 200/s for 3 s: ~10 MB per client, more than its socket buffers take.
     await control("/rate", { channel: "/live", bytes: 16_000, rate: 200, seconds: 3 });
     let peak = 0;
     await waitFor(async () => {
       peak = Math.max(peak, held(await memory()));
       return (await control<{ done: boolean }>("/rate")).done;
-    }, "the publishing done");
+    }, "the publishing done", WAIT_MS, WAIT_EVERY_MS);
     expect(peak - held(before)).toBeLessThan(N * PER_CLIENT + SLACK);
     // Every one of them was cut (past maxBufferedBytes), none was left to pile up.
-    await waitFor(async () => (await subscribers())[transport] === 0, "the slow clients cut");
+    await waitFor(async () => (await subscribers())[transport] === 0, "the slow clients cut", WAIT_MS, WAIT_EVERY_MS);
     for (const stop of stops) stop();
     await new Promise((r) => setTimeout(r, 300));
     expect(held(await memory()) - held(before)).toBeLessThan(8 * MB);
@@ -162,7 +164,7 @@ describe(`memory per slow client (${N} per transport, 10 MB backlog each)`, () =
     );
     await new Promise((r) => setTimeout(r, 500));
     for (const s of conns) s.destroy();
-    await waitFor(async () => (await subscribers()).sse === 0, "no SSE subscriber left");
+    await waitFor(async () => (await subscribers()).sse === 0, "no SSE subscriber left", WAIT_MS, WAIT_EVERY_MS);
     expect(held(await memory()) - held(before)).toBeLessThan(8 * MB);
   });
 });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
 import { chunkedPoll, longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
 import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 let server: TestServer;
 afterEach(async () => {
@@ -113,7 +114,7 @@ describe("__epoch", () => {
       }, { signal: ac.signal });
       await sseOpen;
       const held = longPoll(server.base, "l1", { "/p": 2 });
-      await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1);
+      await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1, "the long-poll held");
       await server.bus.reset();
       const epoch = server.bus.backend.epoch;
       await server.bus.publish("/p", "after reset");
@@ -175,12 +176,12 @@ describe("__seq replacement", () => {
   it("a newer long-poll with the same client id answers the older with []; an older seq is answered at once", async () => {
     server = await startServer({ longPollTimeout: 10_000 });
     const first = longPoll(server.base, "same", { "/p": 0 }, { extra: { __seq: 2 } });
-    await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1);
+    await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1, "the long-poll held");
     const second = longPoll(server.base, "same", { "/p": 0 }, { extra: { __seq: 3 } });
     const a = await first;
     expect(a.status).toBe(200);
     expect(a.text).toBe("[]");
-    await waitFor(() => heldPoll(server.bus, "same")?.seq === 3);
+    await waitFor(() => heldPoll(server.bus, "same")?.seq === 3, "the poll with __seq 3 held");
     const stale = await longPoll(server.base, "same", { "/p": 0 }, { extra: { __seq: 1 } });
     expect(stale.text).toBe("[]");
     // The newest is still held and gets the message.
@@ -188,7 +189,7 @@ describe("__seq replacement", () => {
     expect(parse((await second).text)).toEqual([msg("/p", 1)]);
     // Another client id is independent.
     const other = longPoll(server.base, "other", { "/p": 1 }, { extra: { __seq: 1 } });
-    await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1);
+    await waitFor(() => server.bus.stats().subscribers["long-poll"] === 1, "the long-poll held");
     await server.bus.publish("/p", "m2");
     expect(parse((await other).text)).toEqual([msg("/p", 2)]);
   });
@@ -231,11 +232,3 @@ describe("SSE resume", () => {
     expect(second.slice(1).map((e) => e.id)).toEqual([`${server.bus.backend.epoch}:2,2`, `${server.bus.backend.epoch}:3,2`]);
   });
 });
-
-async function waitFor(cond: () => boolean, what = "condition"): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
 import { longPoll, parse, poll, sse, WsClient, wsUrl, type SseEvent } from "./fixtures/clients.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -95,7 +96,7 @@ describe("other ways to ask", () => {
       sock.on("end", () => resolve(got));
       sock.on("error", reject);
     });
-    for (let i = 0; i < 200 && server.bus.stats().subscribers["long-poll"] === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => server!.bus.stats().subscribers["long-poll"] !== 0, "the long-poll held", 1000);
     expect(server.bus.stats().subscribers).toMatchObject({ "long-poll": 1, chunked: 0 });
     await server.bus.publish("/old", "m1");
     const text = await raw;
@@ -190,7 +191,7 @@ describe("server-side subscribe", () => {
     const seen: unknown[] = [];
     const stop = server.bus.subscribe("/srv", (m) => seen.push([m.message_id, m.data]), 1);
     await server.bus.publish("/srv", "m3", { groupIds: [1] });
-    for (let i = 0; i < 200 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => seen.length >= 2, "m2 and m3 at the server-side subscriber", 1000);
     stop();
     await server.bus.publish("/srv", "m4");
     await new Promise((r) => setTimeout(r, 20));

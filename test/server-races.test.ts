@@ -4,6 +4,7 @@ import { chunkedPoll, longPoll, parse, sse, WsClient, wsUrl } from "./fixtures/c
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { RacingBackend } from "./fixtures/racing-backend.js";
 import { heldPoll, startServer, type TestServer } from "./helpers/server.js";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * What a slow backend round trip lets happen in the middle of a catch-up: a reset, a newer
@@ -22,14 +23,6 @@ async function start(longPollTimeout = 5000): Promise<TestServer> {
   backend = new RacingBackend();
   server = await startServer({ backend, longPollTimeout, onError: (e) => errors.push(e) });
   return server;
-}
-
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.each(TRANSPORTS)("bus.reset() during a %s catch-up", (transport) => {

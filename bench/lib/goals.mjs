@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Issue 7's goals checked against a results file: `node bench/lib/goals.mjs [bench/results/latest.json]`.
+// The performance goals (cometbus against the bare servers and the other buses, each one a line
+// below) checked against a results file: `node bench/lib/goals.mjs [bench/results/latest.json]`.
 import { readFileSync } from "node:fs";
 
 const file = process.argv[2] ?? new URL("../results/latest.json", import.meta.url).pathname;

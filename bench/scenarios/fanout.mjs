@@ -1,5 +1,6 @@
 // One fan-out cell: S subscribers of one target, messages at rate R (or max) for D, then everything
-// the issue asks for: counts, losses, latency, deliveries/s, server CPU and memory, generator CPU.
+// the goals and the README's table need: counts, losses, latency, deliveries/s, server CPU and
+// memory, generator CPU.
 import { TARGETS } from "../targets.mjs";
 import { Generator } from "../lib/generator.mjs";
 import { Histogram } from "../lib/histogram.mjs";

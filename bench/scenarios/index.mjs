@@ -1,4 +1,4 @@
-// The scenarios of issue 7, in the order they run.
+// The benchmark's scenarios (fan-out, idle connections, poll requests/s), in the order they run.
 import { TARGETS } from "../targets.mjs";
 import { fanout } from "./fanout.mjs";
 import { idle } from "./idle.mjs";

@@ -7,7 +7,7 @@ import { PostgresBackend } from "../../server/backends/postgres.js";
 import { RedisBackend } from "../../server/backends/redis.js";
 import { expect } from "vitest";
 import type { MessageBus } from "../../server/bus.js";
-import { waitUntil } from "./cluster.js";
+import { waitFor } from "./wait.js";
 import { requireService } from "./services.js";
 
 export const REDIS_URL = process.env.COMETBUS_TEST_REDIS ?? "redis://127.0.0.1:6379/0";
@@ -150,7 +150,7 @@ export async function expectRoundTrip(bus: MessageBus): Promise<void> {
   const got: unknown[] = [];
   bus.subscribe("/bus", (m) => got.push(m.data));
   expect(await bus.publish("/bus", { hi: 1 })).toEqual({ globalId: 1, messageId: 1 });
-  await waitUntil(() => got.length === 1, () => "the server-side subscriber");
+  await waitFor(() => got.length === 1, "the server-side subscriber", 60_000);
   expect(got).toEqual([{ hi: 1 }]);
   expect(await bus.backlog("/bus")).toEqual([{ global_id: 1, message_id: 1, channel: "/bus", data: { hi: 1 } }]);
 }

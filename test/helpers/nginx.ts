@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 
 export const NGINX = "/usr/sbin/nginx";
 
-/** One config per hostile behaviour (issue 4), plus the one the README recommends. */
+/** One config per hostile behaviour a proxy in front of the bus may have, plus the one the README recommends. */
 export const NGINX_CONFIGS = ["no-upgrade", "buffering", "short-timeout", "http10", "all", "friendly"] as const;
 export type NginxConfig = (typeof NGINX_CONFIGS)[number];
 
@@ -34,18 +35,6 @@ export function nginxConf(config: NginxConfig, port: number, upstreamPort: numbe
     .replaceAll("{{PORT}}", String(port))
     .replaceAll("{{UPSTREAM_PORT}}", String(upstreamPort))
     .replace("{{PROXY}}", proxy);
-}
-
-/** A port nothing listens on right now (nginx binds it a moment later; a lost race is retried). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function accepts(port: number): Promise<boolean> {
