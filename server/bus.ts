@@ -1,167 +1,74 @@
 import type { Server } from "node:http";
 import type { Context, Hono } from "hono";
-import type { Message } from "../src/envelope.js";
 import { checkChannel, checkPublishChannel } from "../src/channel.js";
+import type { Message } from "../src/envelope.js";
 import { ProtocolError } from "../src/errors.js";
-import { DEFAULT_LIMITS, type Limits } from "../src/limits.js";
+import type { Limits } from "../src/limits.js";
+import { quote, utf8Length } from "../src/text.js";
+import { openBackend } from "./backends/load.js";
 import type { Backend, Id, StoredMessage } from "./core/backend.js";
-import { MemoryBackend } from "./backends/memory.js";
 import { Hub } from "./core/hub.js";
-import type { Identity } from "./core/targeting.js";
 import { Outgoing } from "./core/outgoing.js";
-import { createRoutes } from "./http/routes.js";
-import { Subscriber } from "./core/subscriber.js";
-import type { StatusData } from "../src/envelope.js";
-import { attach, listen, type Listening } from "./node/listen.js";
+import { ServerSubscriber } from "./core/server-subscriber.js";
+import type { Identity } from "./core/targeting.js";
+import type { RouteBus } from "./http/route-deps.js";
+import { createRoutes, mountRoutes } from "./http/routes.js";
+import { attach, type NodeLink } from "./node/attach.js";
+import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
+import { listen, type Listening } from "./node/listen.js";
+import { nodeRuntime } from "./node/runtime.js";
+import { clientBundle } from "./client-bundle.js";
+import { type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
+import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
-type Maybe<T> = T | Promise<T>;
-
-export interface MessageBusOptions {
-  /** `"memory"` (default), a `redis://` or `postgres://` URL, or a Backend instance. */
-  backend?: "memory" | string | Backend;
-  /** Where the routes are mounted; used by `listen` and `attach`. Default `/message-bus`. */
-  base?: string;
-  /** How long a long-poll is held before it answers `[]`, in ms. Default 25000. */
-  longPollTimeout?: number;
-  /** SSE comment / WebSocket `[]` heartbeat interval in ms. Default 25000. */
-  heartbeatInterval?: number;
-  /** Long-polling enabled (otherwise every poll answers at once, like `?dlp=t`). Default true. */
-  longPolling?: boolean;
-  /** Chunked long-poll answers when the client allows it. Default true. */
-  chunkedEncoding?: boolean;
-  /** Default per-channel backlog size. Default 1000. */
-  maxBacklogSize?: number;
-  /** Default per-message backlog age in seconds. Default 7 days. */
-  maxBacklogAge?: number;
-  /** Global backlog size. Default 2000. */
-  maxGlobalBacklogSize?: number;
-  /** Size and count limits (README, "Options"). `maxWsBufferedBytes` is the old name of `maxBufferedBytes`. */
-  limits?: Partial<Limits> & { maxWsBufferedBytes?: number };
-  /** The user a request belongs to (message_bus's user_id_lookup). */
-  userIdLookup?: (c: Context) => Maybe<Id | null | undefined>;
-  /** The groups a request's user belongs to. */
-  groupIdsLookup?: (c: Context) => Maybe<Id[] | null | undefined>;
-  /** The site a request belongs to (multisite). */
-  siteIdLookup?: (c: Context) => Maybe<string | null | undefined>;
-  /** May refuse a channel to a request (403 / close 1008). */
-  authorize?: (c: Context, channel: string) => Maybe<boolean>;
-  /**
-   * Origins allowed to open a WebSocket: a list (`"*"` for any) or a predicate. Default: requests
-   * without an Origin header, and pages from the same host as the request.
-   */
-  allowedOrigins?: string[] | ((origin: string, c: Context) => boolean);
-  /** Enables `POST {base}/publish` with this bearer token. Off without one. */
-  publishToken?: string;
-  /** Where unexpected errors are reported. Default `console.error`. */
-  onError?: (error: unknown) => void;
-}
-
-export interface PublishOptions {
-  userIds?: Id[];
-  groupIds?: Id[];
-  clientIds?: string[];
-  siteId?: string;
-  maxBacklogSize?: number;
-  maxBacklogAge?: number;
-}
-
-export interface Published {
-  globalId: number;
-  messageId: number;
-}
-
-type ResolvedOptions = Required<
-  Pick<
-    MessageBusOptions,
-    "base" | "longPollTimeout" | "heartbeatInterval" | "longPolling" | "chunkedEncoding" | "maxBacklogSize" | "maxBacklogAge" | "maxGlobalBacklogSize"
-  >
-> &
-  MessageBusOptions;
-
-const DAY = 24 * 3600;
-
-/** A subscriber inside the server: sees every message, targeted or not. */
-class ServerSubscriber extends Subscriber {
-  readonly kind = "server";
-  constructor(
-    hub: Hub,
-    private readonly fn: (m: StoredMessage) => void,
-    private readonly report: (e: unknown) => void,
-  ) {
-    super(hub, { clientId: "server", all: true });
-  }
-  send(batch: readonly Outgoing[], _status: StatusData | null): void {
-    for (const o of batch) {
-      if (this.closed) return;
-      try {
-        this.fn(o.message);
-      } catch (e) {
-        this.report(e);
-      }
-    }
-  }
-  close(): void {
-    this.closed = true;
-    this.hub.remove(this);
-  }
-}
+export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
 
 /**
  * The server side of cometbus: publish, server-side subscribe, and the routes that carry messages
- * to browsers over poll, long-poll, SSE and WebSocket.
+ * to browsers over poll, long-poll, SSE and WebSocket. A facade: the layers below know nothing of
+ * it; it hands each the little it needs (docs/protocol.md says what goes over the wire).
  */
 export class MessageBus {
   readonly options: ResolvedOptions;
   readonly limits: Limits;
   readonly backend: Backend;
   readonly hub: Hub;
-  /** Held long-polls by client id (message_bus's `__seq` replacement). */
-  readonly longPolls = new Map<string, Subscriber & { seq: number }>();
+  /** Held long-polls by slot (message_bus's `__seq` replacement, per client id and identity). */
+  readonly longPolls = new Map<string, HeldPollSlot>();
   published = 0;
   private readonly started: Promise<void>;
+  private readonly transports: TransportContext;
+  private readonly fast: FastPaths;
   private app?: Hono;
   private closing = false;
 
   constructor(options: MessageBusOptions = {}) {
-    this.options = {
-      base: "/message-bus",
-      longPollTimeout: 25_000,
-      heartbeatInterval: 25_000,
-      longPolling: true,
-      chunkedEncoding: true,
-      maxBacklogSize: 1000,
-      maxBacklogAge: 7 * DAY,
-      maxGlobalBacklogSize: 2000,
-      ...stripUndefined(options),
-    };
-    this.options.base = this.options.base.replace(/\/+$/, "");
-    const { maxWsBufferedBytes, ...limits } = options.limits ?? {};
-    this.limits = { ...DEFAULT_LIMITS, ...(maxWsBufferedBytes !== undefined ? { maxBufferedBytes: maxWsBufferedBytes } : {}), ...stripUndefined(limits) };
+    ({ options: this.options, limits: this.limits } = resolveOptions(options));
     this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e));
-    const backend = options.backend ?? "memory";
-    if (typeof backend === "object") {
-      this.backend = backend;
-      this.started = this.startBackend();
-    } else if (backend === "memory") {
-      this.backend = new MemoryBackend();
-      this.started = this.startBackend();
-    } else {
-      // Redis and PostgreSQL backends load their drivers only when asked for.
-      const lazy = new LazyBackend(backend);
-      this.backend = lazy;
-      this.started = lazy.load().then(() => this.startBackend());
-    }
+    this.fast = this.options.fastPaths === false ? NO_FAST_PATHS : probeFastPaths();
+    const { backend, loaded } = openBackend(this.options.backend ?? "memory");
+    this.backend = backend;
+    this.started = loaded.then(() =>
+      backend.start({
+        message: (m) => {
+          this.published++;
+          this.hub.publish(new Outgoing(m));
+        },
+        epoch: (epoch) => this.hub.resetEpoch(epoch),
+      }),
+    );
     this.started.catch((e) => this.logError(e));
-  }
-
-  private startBackend(): Promise<void> {
-    return this.backend.start({
-      message: (m) => {
-        this.published++;
-        this.hub.publish(new Outgoing(m));
-      },
-      epoch: (epoch) => this.hub.resetEpoch(epoch),
-    });
+    const o = this.options;
+    this.transports = {
+      hub: this.hub,
+      backend,
+      limits: this.limits,
+      longPollTimeout: o.longPollTimeout,
+      longPolling: o.longPolling,
+      chunkedEncoding: o.chunkedEncoding,
+      longPolls: this.longPolls,
+      report: (e) => this.logError(e),
+    };
   }
 
   /** Resolves once the backend is connected. Every other method waits for it too. */
@@ -178,7 +85,7 @@ export class MessageBus {
       // Nested too deeply for the stack (RangeError), a BigInt, a cycle: bad input, not a server error.
       throw new ProtocolError(`data is not JSON-serializable: ${e instanceof RangeError ? "nested too deeply" : e instanceof Error ? e.message : e}`);
     }
-    if (dataJson.length > this.limits.maxMessageBytes / 3 && Buffer.byteLength(dataJson) > this.limits.maxMessageBytes) {
+    if (dataJson.length > this.limits.maxMessageBytes / 3 && utf8Length(dataJson) > this.limits.maxMessageBytes) {
       throw new ProtocolError(`message too large: at most ${this.limits.maxMessageBytes} bytes of JSON`, 413);
     }
     const ids = (name: string, v: unknown) => {
@@ -221,9 +128,7 @@ export class MessageBus {
       if (attempt === 0) this.logError(e);
     };
     this.started
-      .then(() =>
-        sub.load(this.backend, new Map([[channel, lastId]]), undefined, { page: (p) => sub.send(p.messages, null) }, { pageBytes: 1 << 20, retry }),
-      )
+      .then(() => sub.load(this.backend, new Map([[channel, lastId]]), undefined, { page: (p) => sub.send(p.messages) }, { pageBytes: 1 << 20, retry }))
       .catch((e) => {
         if (!sub.closed) this.logError(e);
       });
@@ -234,7 +139,7 @@ export class MessageBus {
   async backlog(channel: string, lastId = 0): Promise<Message[]> {
     checkChannel(channel, this.limits.maxChannelBytes);
     await this.started;
-    return (await this.backend.backlog(channel, lastId)).map(envelope);
+    return (await this.backend.backlog(channel, lastId)).map(({ global_id, message_id, channel, data }) => ({ global_id, message_id, channel, data }));
   }
 
   async lastId(channel: string): Promise<number> {
@@ -255,12 +160,12 @@ export class MessageBus {
 
   /** The Hono app with every route; mount it at `base` (`app.route("/message-bus", bus.routes())`). */
   routes(): Hono {
-    return (this.app ??= createRoutes(this));
+    return (this.app ??= createRoutes(this.routeBus(), nodeRuntime(this.fast)));
   }
 
   /** Serves the routes (and WebSocket upgrades) on node:http. */
   listen(port = 3000, hostname = "127.0.0.1", app?: Hono): Promise<Listening> {
-    return listen(this, port, hostname, app);
+    return listen(this.nodeLink(), port, hostname, app);
   }
 
   /**
@@ -268,17 +173,13 @@ export class MessageBus {
    * in, so its middleware runs for upgrades too (default: the routes alone at `base`).
    */
   attach(server: Server, app?: Hono): void {
-    attach(this, server, app);
+    attach(this.nodeLink(), server, app);
   }
 
   /** Who a request is, as the lookups say. */
   async identify(c: Context, clientId: string): Promise<Identity> {
     const o = this.options;
-    const [userId, groupIds, siteId] = await Promise.all([
-      o.userIdLookup?.(c),
-      o.groupIdsLookup?.(c),
-      o.siteIdLookup?.(c),
-    ]);
+    const [userId, groupIds, siteId] = await Promise.all([o.userIdLookup?.(c), o.groupIdsLookup?.(c), o.siteIdLookup?.(c)]);
     return { clientId, userId, groupIds, siteId };
   }
 
@@ -286,7 +187,7 @@ export class MessageBus {
     const authorize = this.options.authorize;
     if (!authorize) return;
     for (const ch of channels) {
-      if (!(await authorize(c, ch))) throw new ProtocolError(`not allowed to subscribe to "${ch}"`, 403);
+      if (!(await authorize(c, ch))) throw new ProtocolError(`not allowed to subscribe to ${quote(ch)}`, 403);
     }
   }
 
@@ -313,56 +214,32 @@ export class MessageBus {
     await this.started.catch(() => {});
     await this.backend.close();
   }
-}
 
-function envelope(m: StoredMessage): Message {
-  return { global_id: m.global_id, message_id: m.message_id, channel: m.channel, data: m.data };
-}
+  /** What the routes may use of the bus. */
+  private routeBus(): RouteBus {
+    const o = this.options;
+    return {
+      transports: this.transports,
+      publishToken: o.publishToken,
+      allowedOrigins: o.allowedOrigins,
+      authorizes: !!o.authorize,
+      identify: (c, clientId) => this.identify(c, clientId),
+      authorizeAll: (c, channels) => this.authorizeAll(c, channels),
+      publish: (channel, data, opts) => this.publish(channel, data, opts as PublishOptions),
+      stats: () => this.stats(),
+      clientBundle,
+    };
+  }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** Stands in for a backend whose driver is imported on first use. */
-class LazyBackend implements Backend {
-  kind = "loading";
-  private inner?: Backend;
-  constructor(private readonly url: string) {}
-
-  async load(): Promise<void> {
-    let mod: { createBackend(url: string): Backend };
-    if (/^rediss?:\/\//.test(this.url)) mod = await import("./backends/redis.js" as string);
-    else if (/^postgres(ql)?:\/\//.test(this.url)) mod = await import("./backends/postgres.js" as string);
-    else throw new Error(`cometbus: unknown backend "${this.url}": use "memory", redis://… or postgres://…`);
-    this.inner = mod.createBackend(this.url);
-    this.kind = this.inner.kind;
-  }
-  private get b(): Backend {
-    if (!this.inner) throw new Error("cometbus: backend not loaded");
-    return this.inner;
-  }
-  get epoch() {
-    return this.b.epoch;
-  }
-  start(...a: Parameters<Backend["start"]>) {
-    return this.b.start(...a);
-  }
-  append(...a: Parameters<Backend["append"]>) {
-    return this.b.append(...a);
-  }
-  backlog(...a: Parameters<Backend["backlog"]>) {
-    return this.b.backlog(...a);
-  }
-  globalBacklog(...a: Parameters<Backend["globalBacklog"]>) {
-    return this.b.globalBacklog(...a);
-  }
-  snapshot(...a: Parameters<Backend["snapshot"]>) {
-    return this.b.snapshot(...a);
-  }
-  reset() {
-    return this.b.reset();
-  }
-  close() {
-    return this.inner ? this.inner.close() : Promise.resolve();
+  /** What the node:http adapter may use of the bus. */
+  private nodeLink(): NodeLink {
+    return {
+      base: this.options.base,
+      maxFrameBytes: this.limits.maxFrameBytes,
+      fast: this.fast,
+      mounted: () => mountRoutes(this.options.base, this.routes()),
+      report: (e) => this.logError(e),
+      close: () => this.close(),
+    };
   }
 }

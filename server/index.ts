@@ -1,6 +1,6 @@
 export { MessageBus, type MessageBusOptions, type PublishOptions, type Published } from "./bus.js";
 export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./core/backend.js";
-export { randomEpoch } from "./core/backend.js";
+export { BackendUnavailableError, randomEpoch } from "./core/backend.js";
 export { MemoryBackend } from "./backends/memory.js";
 export { RedisBackend, type RedisBackendOptions } from "./backends/redis.js";
 export { PostgresBackend, type PostgresBackendOptions } from "./backends/postgres.js";

@@ -32,3 +32,16 @@ export function isStatus(m: Message): m is Message<StatusData> {
 export function encodeMessage(m: Message): string {
   return JSON.stringify({ global_id: m.global_id, message_id: m.message_id, channel: m.channel, data: m.data });
 }
+
+/**
+ * The same envelope around `data` already encoded (the publisher's JSON text, as a store keeps it):
+ * no second stringify of the data, and the same bytes as encodeMessage.
+ */
+export function encodeEnvelope(globalId: number, messageId: number, channel: string, dataJson: string): string {
+  return `{"global_id":${globalId},"message_id":${messageId},"channel":${JSON.stringify(channel)},"data":${dataJson}}`;
+}
+
+/** A `/__status` message as JSON. */
+export function encodeStatus(data: StatusData): string {
+  return JSON.stringify(statusMessage(data));
+}

@@ -3,9 +3,19 @@
  * so the two can never drift apart.
  */
 
+import { encodeStatus, type StatusData } from "./envelope.js";
+
 /** Poll and long-poll: a JSON array of envelopes already encoded with `encodeMessage`. */
 export function jsonArray(encoded: readonly string[]): string {
   return encoded.length === 1 ? `[${encoded[0]}]` : `[${encoded.join(",")}]`;
+}
+
+/**
+ * A batch as every transport sends it (a poll's answer, a chunk, a WebSocket frame): the encoded
+ * messages, then the status if there is one (message_bus puts it last).
+ */
+export function batchJson(encoded: readonly string[], status: StatusData | null): string {
+  return jsonArray(status ? [...encoded, encodeStatus(status)] : encoded);
 }
 
 // ---- chunked long-poll (message_bus) -------------------------------------------------------------

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
-import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../core/backend.js";
+import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage, BackendUnavailableError } from "../core/backend.js";
 import { type Assigned, PublishBatcher } from "./postgres-batch.js";
 import { schemaSql } from "./postgres-schema.js";
-import { BackendUnavailableError, reading, throttledReporter } from "./store-errors.js";
+import { reading, throttledReporter } from "./store-errors.js";
 import { type FeedPage, GlobalFeed, readAllPages } from "./global-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./stored-message.js";
 

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../core/backend.js";
+import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage, BackendUnavailableError } from "../core/backend.js";
 import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
 import { type FeedPage, GlobalFeed, readAllPages } from "./global-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./stored-message.js";
-import { BackendUnavailableError, reading, throttledReporter } from "./store-errors.js";
+import { reading, throttledReporter } from "./store-errors.js";
 
 export interface RedisBackendOptions {
   /** `redis://[:password@]host:port/db`; `?prefix=` in the URL sets `prefix`. */

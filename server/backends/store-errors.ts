@@ -1,3 +1,5 @@
+import { BackendUnavailableError } from "../core/backend.js";
+
 /**
  * One line when a store goes away and one when it is back, instead of one per failed reconnect
  * attempt. `null` means "connected again".
@@ -14,18 +16,6 @@ export function throttledReporter(kind: string): (e: unknown) => void {
     down = true;
     console.error(`cometbus: ${kind} unavailable: ${e instanceof Error ? e.message : String(e)}`);
   };
-}
-
-/**
- * A publish the store did not take (down, connection lost mid-way), worded so an operator knows
- * what happened. HTTP publishers get it as 503: try again later.
- */
-export class BackendUnavailableError extends Error {
-  readonly status = 503;
-  constructor(kind: string, cause: unknown, what = "message not published") {
-    super(`cometbus: ${kind} is unavailable, ${what}: ${cause instanceof Error ? cause.message : String(cause)}`);
-    this.name = "BackendUnavailableError";
-  }
 }
 
 /** Runs a read; a store that is down answers 503 "try again" instead of an internal error. */

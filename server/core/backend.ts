@@ -77,3 +77,15 @@ export interface Backend {
 export function randomEpoch(): string {
   return Math.floor(Math.random() * 36 ** 8).toString(36).padStart(8, "0");
 }
+
+/**
+ * A publish the store did not take (down, connection lost mid-way), worded so an operator knows
+ * what happened. HTTP publishers get it as 503: try again later.
+ */
+export class BackendUnavailableError extends Error {
+  readonly status = 503;
+  constructor(kind: string, cause: unknown, what = "message not published") {
+    super(`cometbus: ${kind} is unavailable, ${what}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "BackendUnavailableError";
+  }
+}

@@ -1,11 +1,11 @@
 import type { Outgoing } from "./outgoing.js";
-import type { Subscriber, TransportKind } from "./subscriber.js";
+import type { Subscriber, SubscriberHost, TransportKind } from "./subscriber.js";
 
 /**
  * channel → subscribers in this process, and the once-per-tick flush: a subscriber that has several
  * messages due gets them in one write.
  */
-export class Hub {
+export class Hub implements SubscriberHost {
   private channels = new Map<string, Set<Subscriber>>();
   readonly subscribers = new Set<Subscriber>();
   private dirty: Subscriber[] = [];
@@ -35,12 +35,12 @@ export class Hub {
       try {
         s.close();
       } catch {
-        this.remove(s);
+        this.remove(s, [...s.positions.keys()], true);
       }
     }
   }
 
-  add(sub: Subscriber, channels: Iterable<string>): void {
+  add(sub: Subscriber, channels: readonly string[]): void {
     this.subscribers.add(sub);
     for (const ch of channels) {
       let set = this.channels.get(ch);
@@ -49,15 +49,12 @@ export class Hub {
     }
   }
 
-  /** Removes the subscriber from some channels, or from all of them and the hub. */
-  remove(sub: Subscriber, channels?: Iterable<string>): void {
-    const list = channels ?? [...sub.positions.keys()];
-    for (const ch of list) {
+  remove(sub: Subscriber, channels: readonly string[], all: boolean): void {
+    for (const ch of channels) {
       const set = this.channels.get(ch);
       if (set?.delete(sub) && set.size === 0) this.channels.delete(ch);
-      sub.positions.delete(ch);
     }
-    if (!channels) this.subscribers.delete(sub);
+    if (all) this.subscribers.delete(sub);
   }
 
   publish(o: Outgoing): void {
@@ -78,9 +75,8 @@ export class Hub {
     const dirty = this.dirty;
     this.dirty = [];
     for (const s of dirty) {
-      const batch = s.pending;
-      if (!batch.length || s.closed) continue;
-      s.pending = [];
+      const batch = s.takePending();
+      if (!batch) continue;
       this.delivered += batch.length;
       this.guard(s, () => s.send(batch, null));
     }

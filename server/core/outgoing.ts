@@ -1,20 +1,20 @@
-import { encodeMessage } from "../../src/envelope.js";
-import { encodeChunk } from "../../src/wire.js";
+import { encodeEnvelope, encodeMessage } from "../../src/envelope.js";
+import { encodeChunk, sseEvent, sseId } from "../../src/wire.js";
 import type { StoredMessage } from "./backend.js";
+import { SharedText } from "./shared-text.js";
 import { isTargeted } from "./targeting.js";
-import { SharedBytes } from "../node/chunk-framing.js";
-import { textFrame } from "../node/ws-frames.js";
 
 /**
- * A message on its way out, with its encodings made once and shared by every subscriber (DESIGN §6).
+ * A message on its way out, with its encodings (all from src/, the one definition of the wire)
+ * made once and shared by every subscriber: encode a message once, never once per subscriber.
  */
 export class Outgoing {
   readonly targeted: boolean;
   private _json?: string;
   private _array?: string;
   private _chunk?: string;
-  private _frame?: Buffer;
-  private _sse?: SharedBytes;
+  private _frame?: SharedText;
+  private _sse?: SharedText;
   private _sseEpoch?: string;
 
   constructor(readonly message: StoredMessage) {
@@ -33,15 +33,12 @@ export class Outgoing {
   get json(): string {
     if (this._json === undefined) {
       const m = this.message;
-      this._json =
-        m.dataJson !== undefined
-          ? `{"global_id":${m.global_id},"message_id":${m.message_id},"channel":${JSON.stringify(m.channel)},"data":${m.dataJson}}`
-          : encodeMessage(m);
+      this._json = m.dataJson !== undefined ? encodeEnvelope(m.global_id, m.message_id, m.channel, m.dataJson) : encodeMessage(m);
     }
     return this._json;
   }
 
-  /** `[json]`: a WebSocket frame or poll body holding just this message. */
+  /** `[json]`: a poll body holding just this message. */
   get array(): string {
     return (this._array ??= `[${this.json}]`);
   }
@@ -51,42 +48,20 @@ export class Outgoing {
     return (this._chunk ??= encodeChunk(this.array));
   }
 
-  /** The WebSocket frame holding `[json]`, the same bytes for every socket. */
-  get wsFrame(): Buffer {
-    return (this._frame ??= textFrame(this.array));
+  /** The live WebSocket frame holding just this message, the same for every socket. */
+  get frame(): SharedText {
+    return (this._frame ??= new SharedText(this.array));
   }
 
   /**
    * The SSE event of a stream subscribed to this channel alone: its id (`epoch:id`) is then the same
    * for every such stream, so the event is encoded once.
    */
-  sseSingle(epoch: string): SharedBytes {
+  sseSingle(epoch: string): SharedText {
     if (this._sse === undefined || this._sseEpoch !== epoch) {
-      this._sse = new SharedBytes(Buffer.from(`id: ${epoch}:${this.id}\ndata: ${this.json}\n\n`));
+      this._sse = new SharedText(sseEvent(sseId(epoch, [this.id]), this.json));
       this._sseEpoch = epoch;
     }
     return this._sse;
-  }
-}
-
-/**
- * The subscribers of one flush mostly hold the same batch: its encoding is kept while the same
- * messages (and key, e.g. the epoch) come again, so a burst is encoded once, not once per subscriber.
- */
-export class BatchMemo<T> {
-  private last: readonly Outgoing[] = [];
-  private key = "";
-  private value: T | undefined;
-
-  get(batch: readonly Outgoing[], key: string, encode: (batch: readonly Outgoing[]) => T): T {
-    const last = this.last;
-    if (this.value !== undefined && key === this.key && last.length === batch.length) {
-      let same = true;
-      for (let i = 0; i < batch.length && same; i++) same = batch[i] === last[i];
-      if (same) return this.value;
-    }
-    this.last = batch;
-    this.key = key;
-    return (this.value = encode(batch));
   }
 }

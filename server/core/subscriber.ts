@@ -3,9 +3,18 @@ import type { Backend } from "./backend.js";
 import { CatchUp } from "./catch-up.js";
 import { allowed, type Identity } from "./targeting.js";
 import type { Outgoing } from "./outgoing.js";
-import type { Hub } from "./hub.js";
 
 export type TransportKind = "poll" | "long-poll" | "chunked" | "sse" | "websocket" | "server";
+
+/** What a subscriber needs of the hub it belongs to (the hub implements it; neither writes the other's fields). */
+export interface SubscriberHost {
+  /** Registers the subscriber (and, for live messages, these channels). */
+  add(sub: Subscriber, channels: readonly string[]): void;
+  /** Unregisters it from these channels, and with `all` from the hub. */
+  remove(sub: Subscriber, channels: readonly string[], all: boolean): void;
+  /** It has messages pending: flush it at the next tick. */
+  markDirty(sub: Subscriber): void;
+}
 
 /** One page of a catch-up, as a transport writes it. */
 export interface CatchUpPage {
@@ -43,13 +52,28 @@ export abstract class Subscriber {
   /** A reset that came while loading, told at `endLoading` (the transport cannot write before). */
   private resetWhileLoading?: string;
   /** Messages due at the next flush; the hub flushes once per tick, so a burst becomes one write. */
-  pending: Outgoing[] = [];
+  private pending: Outgoing[] = [];
   closed = false;
 
   constructor(
-    readonly hub: Hub,
+    readonly hub: SubscriberHost,
     readonly who: Identity,
   ) {}
+
+  /** The hub's flush: the messages due, taken (none for a closed subscriber). */
+  takePending(): Outgoing[] | null {
+    const batch = this.pending;
+    if (!batch.length || this.closed) return null;
+    this.pending = [];
+    return batch;
+  }
+
+  /** Leaves these channels, or with none given every channel and the hub. */
+  protected leave(channels?: readonly string[]): void {
+    const list = channels ?? [...this.positions.keys()];
+    this.hub.remove(this, list, channels === undefined);
+    for (const ch of list) this.positions.delete(ch);
+  }
 
   /** Called by the hub for every live message on one of this subscriber's channels. */
   offer(o: Outgoing): void {

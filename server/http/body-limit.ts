@@ -1,13 +1,16 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { header } from "../node/header.js";
 
 /**
  * Hono's bodyLimit, minus its cost on the hot path: it touches `c.req.raw.body`, which on Node builds
  * a whole web Request (AbortSignal, ReadableStream) for every poll. A body without Transfer-Encoding
  * is exactly Content-Length bytes (or none), so the header decides; only chunked bodies are counted.
  */
-export function cheapBodyLimit(maxSize: number, onError: (c: Context) => Response | Promise<Response>): MiddlewareHandler {
+export function cheapBodyLimit(
+  maxSize: number,
+  header: (c: Context, name: string) => string | undefined,
+  onError: (c: Context) => Response | Promise<Response>,
+): MiddlewareHandler {
   const counted = bodyLimit({ maxSize, onError });
   return async (c, next) => {
     if (header(c, "transfer-encoding") !== undefined) return counted(c, next);

@@ -1,44 +1,31 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { Hono, type Context } from "hono";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { cheapBodyLimit } from "./body-limit.js";
 import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../../src/errors.js";
-import type { MessageBus } from "../bus.js";
-import { readSubscribe } from "./subscribe-request.js";
+import { BackendUnavailableError } from "../core/backend.js";
+import { NO_CACHE } from "../transports/common.js";
+import type { Exchange } from "../transports/io.js";
 import { handlePoll } from "../transports/poll.js";
 import { handleSse } from "../transports/sse.js";
-import { NO_CACHE } from "../transports/common.js";
-import { acceptUpgrade } from "./upgrade.js";
-import { checkClientId } from "../../src/channel.js";
-import { BackendUnavailableError } from "../backends/store-errors.js";
-import { admitRequest, clientLeft, discardUnreadBody } from "../node/connection.js";
+import { cheapBodyLimit } from "./body-limit.js";
+import type { RouteBus, RouteRuntime } from "./route-deps.js";
+import { readSubscribe } from "./subscribe-request.js";
+import { wsRoute } from "./ws-route.js";
 
-/** The browser bundle, if it has been built (`npm run build`). */
-function clientBundle(): string | null {
-  // From dist/server/http/ the bundle is in dist/client/; from the TypeScript sources (tests), in dist/ too.
-  for (const path of ["../../client/cometbus.iife.js", "../../dist/client/cometbus.iife.js"]) {
-    try {
-      return readFileSync(new URL(path, import.meta.url), "utf8");
-    } catch {
-      // try the next place
-    }
-  }
-  return null;
-}
+type Env = { Variables: { x: Exchange } };
 
-/** Every route of the bus, relative to where it is mounted (`base`). */
-export function createRoutes(bus: MessageBus): Hono {
-  const app = new Hono();
-  const { limits } = bus;
+/** Every route of the bus, relative to where it is mounted (`base`), served by `runtime`. */
+export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
+  const app = new Hono<Env>();
+  const limits = bus.transports.limits;
+  const header = (c: Context<Env>, name: string) => c.get("x").header(name);
   // The rest of the body is never read, so the connection cannot be reused: say so, or a client's
   // next request on this keep-alive socket fails with "other side closed".
   const tooLarge = (max: number) => (c: Context) =>
     c.json({ error: `request body too large: at most ${max} bytes` }, 413, { Connection: "close" });
-  const limit = cheapBodyLimit(limits.maxBodyBytes, tooLarge(limits.maxBodyBytes));
+  const limit = cheapBodyLimit(limits.maxBodyBytes, header, tooLarge(limits.maxBodyBytes));
   const publishMax = Math.max(limits.maxBodyBytes, limits.maxMessageBytes + 16 * 1024);
-  const publishLimit = cheapBodyLimit(publishMax, tooLarge(publishMax));
+  const publishLimit = cheapBodyLimit(publishMax, header, tooLarge(publishMax));
 
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
@@ -46,23 +33,25 @@ export function createRoutes(bus: MessageBus): Hono {
     // The shared store is down: the publish was not taken, the caller may retry.
     if (err instanceof BackendUnavailableError) return c.json({ error: err.message }, 503);
     // The client left while its body was read: nobody to answer, nothing went wrong.
-    if (clientLeft(c)) return RESPONSE_ALREADY_SENT;
-    bus.logError(err);
+    if (runtime.clientLeft(c)) return c.get("x").gone();
+    bus.transports.report(err);
     return c.json({ error: "internal error" }, 500);
   });
 
   app.use(async (c, next) => {
+    const x = runtime.exchange(c);
+    c.set("x", x);
     // A connection with many requests queued behind an open stream (pipelining) is closed.
-    if (!admitRequest(c, limits.maxQueuedRequests)) return RESPONSE_ALREADY_SENT;
+    if (!runtime.admit(c, limits.maxQueuedRequests)) return x.gone();
     // Hono answers HEAD with the GET route minus its body, but a poll or a stream writes its own.
     if (c.req.method === "HEAD" && /\/(poll|sse|ws)$/.test(c.req.path)) {
       return c.json({ error: "this URL takes GET or POST" }, 405, { Allow: "GET, POST" });
     }
     await next();
-    discardUnreadBody(c);
+    runtime.discardUnreadBody(c);
     // JSON and text bodies are never to be sniffed as HTML; errors are never to be cached. (A response
-    // already written on Node carries its own headers; the marker it returns is shared, never touched.)
-    if (c.res === RESPONSE_ALREADY_SENT) return;
+    // the runtime wrote itself carries its own headers; the marker it returns may be shared: untouched.)
+    if (c.res === x.gone()) return;
     const headers = c.res.headers;
     headers.set("X-Content-Type-Options", "nosniff");
     if (c.res.status >= 400 && !headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
@@ -72,24 +61,23 @@ export function createRoutes(bus: MessageBus): Hono {
   app.options("*", (c) => c.text("OK", 200, NO_CACHE));
 
   app.on(["GET", "POST"], "/:clientId/poll", limit, async (c) => {
-    const { sub, who } = await readSubscribe(bus, c);
-    return handlePoll(bus, c, sub, who);
+    const x = c.get("x");
+    const { sub, who } = await readSubscribe(bus, c, x);
+    return handlePoll(bus.transports, x, sub, who);
   });
 
   app.on(["GET", "POST"], "/:clientId/sse", limit, async (c) => {
-    const { sub, who } = await readSubscribe(bus, c);
-    return handleSse(bus, c, sub, who);
+    const x = c.get("x");
+    const { sub, who } = await readSubscribe(bus, c, x);
+    return handleSse(bus.transports, x, sub, who);
   });
 
-  app.get("/:clientId/ws", async (c) => {
-    checkClientId(c.req.param("clientId"));
-    return acceptUpgrade(bus, c);
-  });
+  app.get("/:clientId/ws", (c) => wsRoute(bus, runtime, c));
 
   app.get("/stats", (c) => c.json(bus.stats(), 200, NO_CACHE));
 
   app.post("/publish", publishLimit, async (c) => {
-    const token = bus.options.publishToken;
+    const token = bus.publishToken;
     if (!token) return c.json({ error: "publishing over HTTP is disabled: start the server with a publish token" }, 404);
     if (!bearerMatches(c.req.header("authorization"), token)) {
       return c.json({ error: "missing or wrong bearer token" }, 401, { "WWW-Authenticate": "Bearer" });
@@ -113,12 +101,20 @@ export function createRoutes(bus: MessageBus): Hono {
 
   let bundle: string | null | undefined;
   app.get("/client.js", (c) => {
-    bundle ??= clientBundle();
+    bundle ??= bus.clientBundle();
     if (!bundle) return c.json({ error: "the browser bundle is not built: run npm run build" }, 404);
     return c.body(bundle, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300" });
   });
 
   app.all("*", (c) => c.json({ error: "not found" }, 404));
+  // The request's exchange is the routes' own business: mounted elsewhere, they are a plain Hono app.
+  return app as unknown as Hono;
+}
+
+/** The routes mounted at `base` in an app of their own; outside it, a JSON 404 too. */
+export function mountRoutes(base: string, routes: Hono): Hono {
+  const app = new Hono().route(base, routes);
+  app.notFound((c) => c.json({ error: "not found" }, 404, { "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store" }));
   return app;
 }
 

@@ -2,24 +2,24 @@ import type { Context } from "hono";
 import { checkClientId } from "../../src/channel.js";
 import { ProtocolError } from "../../src/errors.js";
 import { parseSubscription, type Subscription } from "../../src/subscription.js";
-import type { MessageBus } from "../bus.js";
-import { header } from "../node/header.js";
 import type { Identity } from "../core/targeting.js";
+import type { Exchange } from "../transports/io.js";
+import type { RouteBus } from "./route-deps.js";
 
 /**
  * A subscribing request, read the same way for every HTTP transport: the client id from the path,
  * `channel=lastId` pairs from a JSON or form body (POST) or the query (GET), then the lookups and
  * `authorize` for every channel.
  */
-export async function readSubscribe(bus: MessageBus, c: Context): Promise<{ sub: Subscription; who: Identity }> {
+export async function readSubscribe(bus: RouteBus, c: Context, x: Exchange): Promise<{ sub: Subscription; who: Identity }> {
   const clientId = checkClientId(c.req.param("clientId"));
-  const limits = bus.limits;
+  const limits = bus.transports.limits;
   let sub: Subscription;
   if (c.req.method === "GET") {
-    sub = parseSubscription(new URL(c.req.url).searchParams, { lenient: true, limits });
+    sub = parseSubscription(new URLSearchParams(x.search), { lenient: true, limits });
   } else {
     const text = await c.req.text();
-    if ((header(c, "content-type") ?? "").includes("application/json")) {
+    if ((x.header("content-type") ?? "").includes("application/json")) {
       let body: unknown;
       try {
         body = text ? JSON.parse(text) : {};

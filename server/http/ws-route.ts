@@ -1,37 +1,17 @@
-import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
-import type { WebSocket } from "ws";
+import { checkClientId } from "../../src/channel.js";
 import { truncateUtf8 } from "../../src/text.js";
-import type { MessageBus } from "../bus.js";
 import { WsSubscriber } from "../transports/websocket.js";
-
-type Accept = (ws: WebSocket) => void;
-
-/**
- * Upgrades pass through the Hono app like any request, so lookups, `authorize` and the app's own
- * middleware see them; the route leaves its verdict here for `attach` to act on.
- */
-const pending = new WeakMap<IncomingMessage, Accept | null>();
-
-export function expectUpgrade(req: IncomingMessage): void {
-  pending.set(req, null);
-}
-
-export function takeUpgrade(req: IncomingMessage): Accept | null {
-  const accept = pending.get(req) ?? null;
-  pending.delete(req);
-  return accept;
-}
+import type { RouteBus, RouteRuntime } from "./route-deps.js";
 
 /**
  * Same host by default, and never a plain-http page onto a secure server: the request is secure
  * when it came over TLS or a proxy says so (`X-Forwarded-Proto: https`, which can only tighten the
  * check). A plain request may come from an https page: a TLS-terminating proxy in front.
  */
-function originAllowed(bus: MessageBus, c: Context): boolean {
+function originAllowed(allowed: RouteBus["allowedOrigins"], c: Context): boolean {
   const origin = c.req.header("origin");
   if (!origin) return true;
-  const allowed = bus.options.allowedOrigins;
   if (typeof allowed === "function") return allowed(origin, c);
   if (allowed) return allowed.includes("*") || allowed.includes(origin);
   let url: URL;
@@ -46,15 +26,19 @@ function originAllowed(bus: MessageBus, c: Context): boolean {
   return url.protocol === "https:" || (url.protocol === "http:" && !secure);
 }
 
-export async function acceptUpgrade(bus: MessageBus, c: Context): Promise<Response> {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || !incoming || !pending.has(incoming)) {
-    return c.json({ error: "this URL takes a WebSocket upgrade (GET with Upgrade: websocket)" }, 426);
-  }
+/**
+ * `GET {base}/{clientId}/ws`: upgrades pass through the Hono app like any request, so lookups,
+ * `authorize` and the app's own middleware see them; the runtime takes the socket if this route
+ * says yes, and hands its frames to the subscriber made here.
+ */
+export async function wsRoute(bus: RouteBus, runtime: RouteRuntime, c: Context): Promise<Response> {
+  const clientId = checkClientId(c.req.param("clientId"));
+  const upgrading = c.req.header("upgrade")?.toLowerCase() === "websocket" && runtime.canUpgrade(c);
+  if (!upgrading) return c.json({ error: "this URL takes a WebSocket upgrade (GET with Upgrade: websocket)" }, 426);
   // A header value holds no control characters (Node refuses them), so only its length needs a bound.
-  if (!originAllowed(bus, c)) return c.json({ error: `origin not allowed: ${truncateUtf8(c.req.header("origin") ?? "", 200)}` }, 403);
-  const who = await bus.identify(c, c.req.param("clientId")!);
-  const ctx = bus.options.authorize ? c : null;
-  pending.set(incoming, (ws) => new WsSubscriber(bus, who, ws, ctx));
-  return c.body(null, 204);
+  if (!originAllowed(bus.allowedOrigins, c)) return c.json({ error: `origin not allowed: ${truncateUtf8(c.req.header("origin") ?? "", 200)}` }, 403);
+  const who = await bus.identify(c, clientId);
+  // Kept only when an `authorize` hook needs the upgrade request later, for each subscribe.
+  const authorize = bus.authorizes ? (channels: Iterable<string>) => bus.authorizeAll(c, channels) : null;
+  return runtime.upgrade(c, (socket) => new WsSubscriber(bus.transports, who, socket, authorize));
 }

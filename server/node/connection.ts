@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Context } from "hono";
 
 /**
  * The connection under a request, as far as the bus needs it. With HTTP/1.1 pipelining a response
@@ -8,16 +7,6 @@ import type { Context } from "hono";
  * never emits its "close" if the connection dies first, so a held poll or stream that waited on the
  * response alone stayed subscribed forever. Everything here watches the socket too.
  */
-
-interface NodeEnv {
-  incoming?: IncomingMessage;
-  outgoing?: ServerResponse;
-}
-
-function nodeEnv(c: Context): NodeEnv | undefined {
-  const env = c.env as NodeEnv | undefined;
-  return env?.outgoing && typeof env.outgoing.writeHead === "function" ? env : undefined;
-}
 
 /** One "close" listener per socket, however many requests a keep-alive connection carries. */
 const socketWatchers = new WeakMap<Socket, Set<() => void>>();
@@ -37,6 +26,10 @@ function onSocketClose(socket: Socket, fn: () => void): () => void {
   return () => watchers.delete(fn);
 }
 
+function socketOf(req: IncomingMessage): Socket | undefined {
+  return req.socket as Socket | undefined;
+}
+
 function socketGone(socket: Socket | null | undefined): boolean {
   return !socket || socket.destroyed;
 }
@@ -45,16 +38,8 @@ function socketGone(socket: Socket | null | undefined): boolean {
  * Calls `fn` once when this request's client is gone: its response closed, or its connection did
  * (queued or not). Returns false, without calling `fn`, if it is gone already.
  */
-export function onClientGone(c: Context, fn: () => void): boolean {
-  const env = nodeEnv(c);
-  if (!env) {
-    const signal = c.req.raw.signal;
-    if (signal.aborted) return false;
-    signal.addEventListener("abort", fn, { once: true });
-    return true;
-  }
-  const out = env.outgoing!;
-  const socket = env.incoming?.socket as Socket | undefined;
+export function onClientGone(req: IncomingMessage, out: ServerResponse, fn: () => void): boolean {
+  const socket = socketOf(req);
   if (out.destroyed || out.writableFinished || socketGone(socket)) return false;
   let done = false;
   const once = () => {
@@ -74,11 +59,8 @@ export function onClientGone(c: Context, fn: () => void): boolean {
  * another, pipelined), or false if the client goes first. A held poll or stream registers only
  * then: queued, it could not be written, only buffered.
  */
-export function ownTurn(c: Context): Promise<boolean> | boolean {
-  const env = nodeEnv(c);
-  if (!env) return !c.req.raw.signal.aborted;
-  const out = env.outgoing!;
-  const socket = env.incoming?.socket as Socket | undefined;
+export function ownTurn(req: IncomingMessage, out: ServerResponse): Promise<boolean> | boolean {
+  const socket = socketOf(req);
   if (socketGone(socket) || out.destroyed) return false;
   if (out.socket) return true;
   return new Promise<boolean>((resolve) => {
@@ -101,17 +83,15 @@ const inFlight = new WeakMap<Socket, number>();
  * (pipelined behind a response that is still open, e.g. a stream) is closed: those requests could
  * never be answered, and each costs memory. Returns false when it was closed.
  */
-export function admitRequest(c: Context, max: number): boolean {
-  const env = nodeEnv(c);
-  const socket = env?.incoming?.socket as Socket | undefined;
-  if (!env || !socket) return true;
+export function admitRequest(req: IncomingMessage, out: ServerResponse, max: number): boolean {
+  const socket = socketOf(req);
+  if (!socket) return true;
   const n = (inFlight.get(socket) ?? 0) + 1;
   if (n > max) {
     socket.destroy();
     return false;
   }
   inFlight.set(socket, n);
-  const out = env.outgoing!;
   let counted = true;
   const release = () => {
     if (!counted) return;
@@ -126,11 +106,8 @@ export function admitRequest(c: Context, max: number): boolean {
 }
 
 /** Whether the request's client has already gone (its body read failed because it left). */
-export function clientLeft(c: Context): boolean {
-  const env = nodeEnv(c);
-  if (!env) return c.req.raw.signal.aborted;
-  const incoming = env.incoming;
-  return !!(incoming?.destroyed || incoming?.readableAborted || socketGone(incoming?.socket as Socket | undefined));
+export function clientLeft(req: IncomingMessage): boolean {
+  return !!(req.destroyed || req.readableAborted || socketGone(socketOf(req)));
 }
 
 /**
@@ -139,9 +116,7 @@ export function clientLeft(c: Context): boolean {
  * reading the connection, so it would not even notice the client leave, and a stream ahead would stay
  * subscribed. The rest of the body is discarded now, as Node does itself once an answer is written.
  */
-export function discardUnreadBody(c: Context): void {
-  const env = nodeEnv(c);
-  const incoming = env?.incoming;
-  if (!incoming || incoming.complete || env.outgoing!.socket) return;
-  incoming.resume();
+export function discardUnreadBody(req: IncomingMessage, out: ServerResponse): void {
+  if (req.complete || out.socket) return;
+  req.resume();
 }

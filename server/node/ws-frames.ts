@@ -1,20 +1,18 @@
 import type { Socket } from "node:net";
-import * as wsModule from "ws";
 import { WebSocket as WebSocketClass, type WebSocket } from "ws";
-
-// `ws` exports its framer at run time; @types/ws does not describe it.
-const { Sender } = wsModule as unknown as {
-  Sender: { frame(data: Buffer, o: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
-};
+import type { SharedText } from "../core/shared-text.js";
+import { wsFramer } from "./fast-paths.js";
 
 /**
  * A whole unmasked WebSocket text frame (server → client frames are never masked), built by `ws`'s
- * own framer once per message, so the same bytes go to every socket: DESIGN §6, one write per connection.
+ * own framer once per message, so the same bytes go to every socket. Only with the `sharedFrames`
+ * fast path (fast-paths.ts).
  */
-export function textFrame(payload: string | Buffer): Buffer {
-  const data = typeof payload === "string" ? Buffer.from(payload) : payload;
-  const parts = Sender.frame(data, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false });
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+export function sharedFrame(text: SharedText): Buffer {
+  return text.prepare((t) => {
+    const parts = wsFramer!.frame(Buffer.from(t), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false });
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
-import { statusMessage, type StatusData } from "../../src/envelope.js";
-import { jsonArray } from "../../src/wire.js";
+import type { StatusData } from "../../src/envelope.js";
+import { batchJson as encodeBatch } from "../../src/wire.js";
+import { BackendUnavailableError } from "../core/backend.js";
 import type { Outgoing } from "../core/outgoing.js";
-import { BackendUnavailableError } from "../backends/store-errors.js";
 import type { CatchUpPage } from "../core/subscriber.js";
 
 /** Every response of the bus: never cached, never content-sniffed (a JSON body is not HTML). */
@@ -17,13 +17,8 @@ export const CHUNKED_TYPE = "text/plain; charset=utf-8";
 
 /** A batch as one JSON array, the status last (message_bus's order). */
 export function batchJson(batch: readonly Outgoing[], status: StatusData | null): string {
-  if (!status) {
-    if (batch.length === 1) return batch[0].array;
-    return jsonArray(batch.map((o) => o.json));
-  }
-  const parts = batch.map((o) => o.json);
-  parts.push(JSON.stringify(statusMessage(status)));
-  return jsonArray(parts);
+  if (!status && batch.length === 1) return batch[0].array;
+  return encodeBatch(batch.map((o) => o.json), status);
 }
 
 /**
@@ -67,6 +62,6 @@ export function beginStream(run: (begun: () => void) => Promise<void>, late: (e:
  * An error after a stream began: the stream is cut and the client resumes. A store outage is the
  * store reporter's to log (once per outage), not once per connection it cut.
  */
-export function reportLate(bus: { logError(e: unknown): void }, e: unknown): void {
-  if (!(e instanceof BackendUnavailableError)) bus.logError(e);
+export function reportLate(ctx: { report(e: unknown): void }, e: unknown): void {
+  if (!(e instanceof BackendUnavailableError)) ctx.report(e);
 }

@@ -1,25 +1,14 @@
-import type { ServerResponse } from "node:http";
-import type { Context } from "hono";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { StatusData } from "../../src/envelope.js";
 import { pageBytes } from "../../src/limits.js";
 import type { Subscription } from "../../src/subscription.js";
 import { encodeChunk } from "../../src/wire.js";
-import type { MessageBus } from "../bus.js";
 import { CatchUp } from "../core/catch-up.js";
-import { onClientGone, ownTurn } from "../node/connection.js";
-import { header } from "../node/header.js";
-import type { Identity } from "../core/targeting.js";
 import type { Outgoing } from "../core/outgoing.js";
-import { openSink, type Sink } from "../node/sink.js";
 import { Subscriber, type CatchUpPage } from "../core/subscriber.js";
-import { batchJson, beginStream, CHUNKED_TYPE, JSON_TYPE, NO_CACHE, pageStatus, reportLate } from "./common.js";
-
-const jsonHeaders = { ...NO_CACHE, "Content-Type": JSON_TYPE };
-
-function json(body: string): Response {
-  return new Response(body, { status: 200, headers: jsonHeaders });
-}
+import type { Identity } from "../core/targeting.js";
+import { batchJson, beginStream, CHUNKED_TYPE, NO_CACHE, pageStatus, reportLate } from "./common.js";
+import type { HeldPollSlot, TransportContext } from "./context.js";
+import type { Exchange, Sink } from "./io.js";
 
 /**
  * The slot a held poll takes for message_bus's `__seq` rule (a newer long-poll replaces an older
@@ -35,14 +24,16 @@ abstract class HeldPoll extends Subscriber {
   private timer?: NodeJS.Timeout;
 
   constructor(
-    bus: MessageBus,
+    ctx: TransportContext,
     who: Identity,
     readonly seq: number,
-    private readonly polls: Map<string, Subscriber & { seq: number }>,
     readonly slot: string,
   ) {
-    super(bus.hub, who);
+    super(ctx.hub, who);
+    this.polls = ctx.longPolls;
   }
+
+  private readonly polls: Map<string, HeldPollSlot>;
 
   hold(ms: number): void {
     if (!this.closed) this.timer = setTimeout(() => this.close(), ms);
@@ -52,7 +43,7 @@ abstract class HeldPoll extends Subscriber {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.hub.remove(this);
+    this.leave();
     if (this.polls.get(this.slot) === this) this.polls.delete(this.slot);
   }
 }
@@ -84,14 +75,13 @@ class ChunkedPoll extends HeldPoll {
   sink?: Sink;
 
   constructor(
-    bus: MessageBus,
+    ctx: TransportContext,
     who: Identity,
     seq: number,
-    polls: Map<string, Subscriber & { seq: number }>,
     slot: string,
     private readonly limits: { maxBufferedBytes: number; maxStallMs: number },
   ) {
-    super(bus, who, seq, polls, slot);
+    super(ctx, who, seq, slot);
   }
 
   send(batch: Outgoing[], status: StatusData | null): void {
@@ -129,37 +119,34 @@ class ChunkedPoll extends HeldPoll {
  * An answer holds at most a page of the backlog (a quarter of `maxBufferedBytes`); the client
  * asks again at once for the rest.
  */
-export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription, who: Identity): Promise<Response> {
-  const size = pageBytes(bus.limits);
-  const query = new URL(c.req.url).search;
-  const longPolling = bus.options.longPolling && !query.includes("dlp=t");
+export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscription, who: Identity): Promise<Response> {
+  const size = pageBytes(ctx.limits);
+  const longPolling = ctx.longPolling && !x.search.includes("dlp=t");
   if (!longPolling) {
-    const cu = await CatchUp.open(bus.backend, sub.positions, sub.epoch, who);
+    const cu = await CatchUp.open(ctx.backend, sub.positions, sub.epoch, who);
     const { messages } = await cu.next(size);
-    return json(batchJson(messages, cu.status()));
+    return x.json(batchJson(messages, cu.status()));
   }
 
-  const chunked = bus.options.chunkedEncoding && !header(c, "dont-chunk") && isHttp11(c);
+  const chunked = ctx.chunkedEncoding && !x.header("dont-chunk") && x.http11;
   const seq = sub.seq ?? 0;
   const slot = pollSlot(who);
-  const previous = bus.longPolls.get(slot);
-  if (previous && previous.seq > seq) return json("[]");
+  const previous = ctx.longPolls.get(slot);
+  if (previous && previous.seq > seq) return x.json("[]");
   previous?.close();
 
-  const poll: HeldPoll = chunked
-    ? new ChunkedPoll(bus, who, seq, bus.longPolls, slot, bus.limits)
-    : new LongPoll(bus, who, seq, bus.longPolls, slot);
-  bus.longPolls.set(slot, poll);
+  const poll: HeldPoll = chunked ? new ChunkedPoll(ctx, who, seq, slot, ctx.limits) : new LongPoll(ctx, who, seq, slot);
+  ctx.longPolls.set(slot, poll);
   // Pipelined behind another response on this connection: hold nothing until it is this one's turn.
-  if (!(await ownTurn(c)) || !onClientGone(c, () => poll.finish())) {
+  if (!(await x.turn()) || !x.onGone(() => poll.finish())) {
     poll.finish();
-    return RESPONSE_ALREADY_SENT;
+    return x.gone();
   }
-  if (poll.closed) return json("[]"); // replaced while waiting for its turn
+  if (poll.closed) return x.json("[]"); // replaced while waiting for its turn
 
   if (poll instanceof LongPoll) {
     try {
-      await poll.load(bus.backend, sub.positions, sub.epoch, {
+      await poll.load(ctx.backend, sub.positions, sub.epoch, {
         page: ({ cu, messages }) => {
           // Something is due (or must be said): answered at once, the rest with the next poll.
           const status = cu.status();
@@ -170,23 +157,13 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
       poll.finish();
       throw e;
     }
-    if (poll.answered !== undefined) return json(poll.answered);
-    if (poll.closed) return json("[]"); // replaced or aborted while reading the backlog
-    const out = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (out && typeof out.writeHead === "function") {
-      // On Node the held poll keeps just the ServerResponse: Hono's context, request and promise
-      // chain are let go now (memory per idle long-poll), and the answer is one direct write.
-      poll.answer = (body) => {
-        if (out.destroyed) return;
-        out.writeHead(200, { ...jsonHeaders, "Content-Length": Buffer.byteLength(body) });
-        out.end(body);
-      };
-      poll.hold(bus.options.longPollTimeout);
-      return RESPONSE_ALREADY_SENT;
-    }
-    const answer = new Promise<Response>((resolve) => (poll.answer = (body) => resolve(json(body))));
-    poll.hold(bus.options.longPollTimeout);
-    return answer;
+    if (poll.answered !== undefined) return x.json(poll.answered);
+    if (poll.closed) return x.json("[]"); // replaced or aborted while reading the backlog
+    // Held: the runtime keeps what it needs to answer later (on Node, just the response object).
+    const later = x.later();
+    poll.answer = later.answer;
+    poll.hold(ctx.longPollTimeout);
+    return later.response;
   }
 
   const chunkedPoll = poll as ChunkedPoll;
@@ -195,19 +172,19 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
   try {
     begun = await beginStream(
       (began) =>
-        chunkedPoll.load(bus.backend, sub.positions, sub.epoch, {
+        chunkedPoll.load(ctx.backend, sub.positions, sub.epoch, {
           begin: () => {
-            const opened = openSink(c, { ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no" }, chunkedPoll);
+            const opened = x.stream({ ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no" }, chunkedPoll);
             chunkedPoll.sink = opened.sink;
             response = opened.response;
-            chunkedPoll.hold(bus.options.longPollTimeout);
+            chunkedPoll.hold(ctx.longPollTimeout);
             began();
           },
           page: (p) => chunkedPoll.page(p),
         }, { pageBytes: size }),
       // The stream is open: a store read failing half-way ends it; the client resumes from its positions.
       (e) => {
-        reportLate(bus, e);
+        reportLate(ctx, e);
         chunkedPoll.cut();
       },
     );
@@ -215,10 +192,5 @@ export async function handlePoll(bus: MessageBus, c: Context, sub: Subscription,
     chunkedPoll.finish();
     throw e;
   }
-  return begun && response ? response : json("[]"); // replaced or aborted before the stream began
-}
-
-function isHttp11(c: Context): boolean {
-  const incoming = (c.env as { incoming?: { httpVersion?: string } } | undefined)?.incoming;
-  return !incoming?.httpVersion || incoming.httpVersion === "1.1";
+  return begun && response ? response : x.json("[]"); // replaced or aborted before the stream began
 }

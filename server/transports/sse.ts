@@ -1,22 +1,19 @@
-import type { Context } from "hono";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { statusMessage, type StatusData } from "../../src/envelope.js";
 import { type Limits, pageBytes } from "../../src/limits.js";
 import type { Subscription } from "../../src/subscription.js";
 import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../src/wire.js";
-import type { MessageBus } from "../bus.js";
-import { ownTurn } from "../node/connection.js";
-import { header } from "../node/header.js";
-import type { Identity } from "../core/targeting.js";
-import { BatchMemo, type Outgoing } from "../core/outgoing.js";
-import { SharedBytes } from "../node/chunk-framing.js";
-import { openSink, type Sink } from "../node/sink.js";
+import { BatchMemo } from "../core/batch-memo.js";
+import type { Outgoing } from "../core/outgoing.js";
+import { SharedText } from "../core/shared-text.js";
 import { type CatchUpPage, type CatchUpWriter, Subscriber } from "../core/subscriber.js";
+import type { Identity } from "../core/targeting.js";
 import { beginStream, NO_CACHE, reportLate } from "./common.js";
+import type { TransportContext } from "./context.js";
+import type { Exchange, Sink } from "./io.js";
 
-const singles = new BatchMemo<SharedBytes>();
+const singles = new BatchMemo<SharedText>();
 
-// Only what a stream needs (DESIGN §1): message_bus's Pragma and Expires are for HTTP/1.0 caches of
+// Only what a stream needs: message_bus's Pragma and Expires are for HTTP/1.0 caches of
 // poll answers, and Node adds Connection itself. Each stream keeps its head as a string for life.
 const SSE_HEADERS = {
   "Content-Type": "text/event-stream; charset=utf-8",
@@ -42,12 +39,12 @@ class SseSubscriber extends Subscriber {
   response?: Response;
 
   constructor(
-    bus: MessageBus,
+    ctx: TransportContext,
     who: Identity,
     channels: string[],
     private readonly limits: Pick<Limits, "maxBufferedBytes" | "maxStallMs">,
   ) {
-    super(bus.hub, who);
+    super(ctx.hub, who);
     if (channels.length > 1) this.index = new Map(channels.map((ch, i) => [ch, i]));
     this.channel0 = channels[0];
     this.sent = channels.map(() => 0);
@@ -84,7 +81,7 @@ class SseSubscriber extends Subscriber {
       // One channel: every such stream's event ids agree, so the events are encoded once for all.
       const epoch = this.epoch;
       this.sent[0] = batch[batch.length - 1].id;
-      this.sink.writeShared(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => SharedBytes.concat(b.map((o) => o.sseSingle(epoch)))));
+      this.sink.writeShared(batch.length === 1 ? batch[0].sseSingle(epoch) : singles.get(batch, epoch, (b) => SharedText.concat(b.map((o) => o.sseSingle(epoch)))));
       this.checkBuffered();
       return;
     }
@@ -108,12 +105,12 @@ class SseSubscriber extends Subscriber {
    * channel starts; then each page's events (a status first when channels were found reset), each
    * page once the client took the one before; then where channels stand after entries it may not see.
    */
-  writer(c: Context, began: () => void): CatchUpWriter {
+  writer(x: Exchange, began: () => void): CatchUpWriter {
     return {
       begin: (cu) => {
         this.epoch = cu.epoch;
         this.start(cu.start);
-        const opened = openSink(c, SSE_HEADERS, this);
+        const opened = x.stream(SSE_HEADERS, this);
         this.sink = opened.sink;
         this.response = opened.response;
         began();
@@ -156,7 +153,7 @@ class SseSubscriber extends Subscriber {
   finish(): void {
     if (this.closed) return;
     this.closed = true;
-    this.hub.remove(this);
+    this.leave();
   }
 
   /** Cut at once (too slow, stalled): its buffers are freed, and it resumes from its event ids. */
@@ -173,10 +170,10 @@ class SseSubscriber extends Subscriber {
 }
 
 /** `GET|POST {base}/{clientId}/sse`. */
-export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, who: Identity): Promise<Response> {
+export async function handleSse(ctx: TransportContext, x: Exchange, sub: Subscription, who: Identity): Promise<Response> {
   const channels = [...sub.positions.keys()];
   // A browser's EventSource reconnecting: Last-Event-ID holds the epoch and positions of this URL's channels.
-  const resumed = parseSseId(header(c, "last-event-id"), channels.length);
+  const resumed = parseSseId(x.header("last-event-id"), channels.length);
   // A loop, not a closure: a closure here would share this function's context with the stream's
   // close callback and keep the whole parsed subscription alive for the stream's lifetime.
   if (resumed) {
@@ -184,16 +181,16 @@ export async function handleSse(bus: MessageBus, c: Context, sub: Subscription, 
     sub.epoch = resumed.epoch;
   }
 
-  const s = new SseSubscriber(bus, who, channels, bus.limits);
+  const s = new SseSubscriber(ctx, who, channels, ctx.limits);
   // Pipelined behind another response on this connection: subscribe nothing until it is this one's turn.
-  if (!(await ownTurn(c))) return RESPONSE_ALREADY_SENT;
-  const size = pageBytes(bus.limits);
+  if (!(await x.turn())) return x.gone();
+  const size = pageBytes(ctx.limits);
   let begun: boolean;
   try {
     begun = await beginStream(
-      (began) => s.load(bus.backend, sub.positions, sub.epoch ?? "", s.writer(c, began), { pageBytes: size }),
+      (began) => s.load(ctx.backend, sub.positions, sub.epoch ?? "", s.writer(x, began), { pageBytes: size }),
       (e) => {
-        reportLate(bus, e);
+        reportLate(ctx, e);
         s.cut();
       },
     );

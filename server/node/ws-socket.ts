@@ -1,0 +1,79 @@
+import type { Socket } from "node:net";
+import type { WebSocket } from "ws";
+import { truncateUtf8 } from "../../src/text.js";
+import type { SharedText } from "../core/shared-text.js";
+import type { WsPeer, WsSocket } from "../transports/io.js";
+import type { FastPaths } from "./fast-paths.js";
+import { rawSocket, sharedFrame } from "./ws-frames.js";
+
+/** A `ws` WebSocket as the transport sees it, with the shared-frame fast path where it is on. */
+export class NodeWsSocket implements WsSocket {
+  /** Where prepared frames are written; null without the fast path (then `ws.send`). */
+  private readonly socket: Socket | null;
+
+  constructor(
+    private readonly ws: WebSocket,
+    fast: FastPaths,
+  ) {
+    this.socket = fast.sharedFrames ? rawSocket(ws) : null;
+  }
+
+  /** Hands the socket's frames and its end to the transport. */
+  connect(peer: WsPeer): void {
+    this.ws.on("message", (data: Buffer, isBinary) => peer.receive(isBinary ? null : data.toString("utf8"), data.length));
+    this.ws.on("close", () => peer.gone());
+    this.ws.on("error", () => peer.gone());
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === 1;
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  send(text: string): void {
+    this.ws.send(text);
+  }
+
+  sendShared(frame: SharedText): void {
+    // `ws` keeps no queue of its own (permessage-deflate is off): a direct write lands in order.
+    if (this.socket && this.open) this.socket.write(sharedFrame(frame));
+    else this.ws.send(frame.text);
+  }
+
+  sendAndWait(text: string, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.ws.send(text, (err) => {
+        clearTimeout(timer);
+        resolve(!err && this.open);
+      });
+    });
+  }
+
+  /**
+   * A code and a reason that fit the protocol's 123 bytes. `ws` throws on a longer reason, and a
+   * throw here (inside a promise chain) once ended the process.
+   */
+  close(code: number, reason: string): void {
+    try {
+      this.ws.close(code, truncateUtf8(reason, 123));
+    } catch {
+      this.ws.terminate();
+    }
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+}

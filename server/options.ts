@@ -1,0 +1,99 @@
+import type { Context } from "hono";
+import { DEFAULT_LIMITS, type Limits } from "../src/limits.js";
+import type { Backend, Id } from "./core/backend.js";
+
+type Maybe<T> = T | Promise<T>;
+
+export interface MessageBusOptions {
+  /** `"memory"` (default), a `redis://` or `postgres://` URL, or a Backend instance. */
+  backend?: "memory" | string | Backend;
+  /** Where the routes are mounted; used by `listen` and `attach`. Default `/message-bus`. */
+  base?: string;
+  /** How long a long-poll is held before it answers `[]`, in ms. Default 25000. */
+  longPollTimeout?: number;
+  /** SSE comment / WebSocket `[]` heartbeat interval in ms. Default 25000. */
+  heartbeatInterval?: number;
+  /** Long-polling enabled (otherwise every poll answers at once, like `?dlp=t`). Default true. */
+  longPolling?: boolean;
+  /** Chunked long-poll answers when the client allows it. Default true. */
+  chunkedEncoding?: boolean;
+  /** Default per-channel backlog size. Default 1000. */
+  maxBacklogSize?: number;
+  /** Default per-message backlog age in seconds. Default 7 days. */
+  maxBacklogAge?: number;
+  /** Global backlog size. Default 2000. */
+  maxGlobalBacklogSize?: number;
+  /** Size and count limits (README, "Options"). `maxWsBufferedBytes` is the old name of `maxBufferedBytes`. */
+  limits?: Partial<Limits> & { maxWsBufferedBytes?: number };
+  /** The user a request belongs to (message_bus's user_id_lookup). */
+  userIdLookup?: (c: Context) => Maybe<Id | null | undefined>;
+  /** The groups a request's user belongs to. */
+  groupIdsLookup?: (c: Context) => Maybe<Id[] | null | undefined>;
+  /** The site a request belongs to (multisite). */
+  siteIdLookup?: (c: Context) => Maybe<string | null | undefined>;
+  /** May refuse a channel to a request (403 / close 1008). */
+  authorize?: (c: Context, channel: string) => Maybe<boolean>;
+  /**
+   * Origins allowed to open a WebSocket: a list (`"*"` for any) or a predicate. Default: requests
+   * without an Origin header, and pages from the same host as the request.
+   */
+  allowedOrigins?: string[] | ((origin: string, c: Context) => boolean);
+  /** Enables `POST {base}/publish` with this bearer token. Off without one. */
+  publishToken?: string;
+  /** Where unexpected errors are reported. Default `console.error`. */
+  onError?: (error: unknown) => void;
+  /**
+   * The private fields of Node and `ws` cometbus uses for speed where they exist (probed once,
+   * server/node/fast-paths.ts); `false` uses the plain ways everywhere. Default true.
+   */
+  fastPaths?: boolean;
+}
+
+export interface PublishOptions {
+  userIds?: Id[];
+  groupIds?: Id[];
+  clientIds?: string[];
+  siteId?: string;
+  maxBacklogSize?: number;
+  maxBacklogAge?: number;
+}
+
+export interface Published {
+  globalId: number;
+  messageId: number;
+}
+
+export type ResolvedOptions = Required<
+  Pick<
+    MessageBusOptions,
+    "base" | "longPollTimeout" | "heartbeatInterval" | "longPolling" | "chunkedEncoding" | "maxBacklogSize" | "maxBacklogAge" | "maxGlobalBacklogSize"
+  >
+> &
+  MessageBusOptions;
+
+const DAY = 24 * 3600;
+
+/** The options with their defaults, and the limits (the old name `maxWsBufferedBytes` still taken). */
+export function resolveOptions(options: MessageBusOptions): { options: ResolvedOptions; limits: Limits } {
+  const resolved: ResolvedOptions = {
+    base: "/message-bus",
+    longPollTimeout: 25_000,
+    heartbeatInterval: 25_000,
+    longPolling: true,
+    chunkedEncoding: true,
+    maxBacklogSize: 1000,
+    maxBacklogAge: 7 * DAY,
+    maxGlobalBacklogSize: 2000,
+    ...stripUndefined(options),
+  };
+  resolved.base = resolved.base.replace(/\/+$/, "");
+  const { maxWsBufferedBytes, ...limits } = options.limits ?? {};
+  return {
+    options: resolved,
+    limits: { ...DEFAULT_LIMITS, ...(maxWsBufferedBytes !== undefined ? { maxBufferedBytes: maxWsBufferedBytes } : {}), ...stripUndefined(limits) },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
