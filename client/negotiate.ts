@@ -11,8 +11,9 @@ const STABLE_MS = 60_000;
 export type TransportFactory = (name: TransportName, events: TransportEvents) => Transport;
 
 /**
- * DESIGN §4. One transport is active and delivers; a better one is probed beside it and takes over
- * once it has proved itself. Both read and write the same positions, so the overlap is harmless.
+ * Negotiation (README, "Client"; each transport's wire: docs/protocol.md#6-transports). One
+ * transport is active and delivers; a better one is probed beside it and takes over once it has
+ * proved itself. Both read and write the same positions, so the overlap is harmless.
  * A transport that fails gives way at once to the next one down and rests (doubling, capped,
  * jittered) before it is probed again. A hidden tab (or one shouldLongPollCallback sends to the
  * background) polls slowly until it is live again.
@@ -193,7 +194,7 @@ export class Negotiator implements TransportEvents {
     } else if (since !== undefined && retryAfterMs === undefined) {
       // Nothing to fall back to, and this connection was working until it was cut (a server
       // restart, a proxy's timeout, a dropped socket): resume at once from the positions held,
-      // doubling from minPollInterval only if it keeps being cut (DESIGN §4).
+      // doubling from minPollInterval only if it keeps being cut.
       t.retry(doublingBackoff(strikes, o.minPollInterval, o.maxPollInterval));
     } else {
       // Nothing to fall back to, and it never worked: try again once rested.

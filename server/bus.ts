@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import type { Context, Hono } from "hono";
-import { checkChannel, checkPublishChannel } from "../src/channel.js";
+import { checkChannel, checkPublishChannel, isEpoch } from "../src/channel.js";
 import type { Message } from "../src/envelope.js";
 import { ProtocolError } from "../src/errors.js";
 import type { Limits } from "../src/limits.js";
@@ -48,15 +48,24 @@ export class MessageBus {
     this.fast = this.options.fastPaths === false ? NO_FAST_PATHS : probeFastPaths();
     const { backend, loaded } = openBackend(this.options.backend ?? "memory");
     this.backend = backend;
-    this.started = loaded.then(() =>
-      backend.start({
-        message: (m) => {
-          this.published++;
-          this.hub.publish(new Outgoing(m));
-        },
-        epoch: (epoch) => this.hub.resetEpoch(epoch),
-      }),
-    );
+    const badEpoch = (epoch: unknown) =>
+      new Error(`cometbus: the ${backend.kind} backend's epoch ${quote(epoch)} is not 1-64 characters of A-Z a-z 0-9 _ -`);
+    this.started = loaded
+      .then(() =>
+        backend.start({
+          message: (m) => {
+            this.published++;
+            this.hub.publish(new Outgoing(m));
+          },
+          epoch: (epoch) => {
+            if (!isEpoch(epoch)) this.logError(badEpoch(epoch));
+            this.hub.resetEpoch(epoch);
+          },
+        }),
+      )
+      .then(() => {
+        if (!isEpoch(backend.epoch)) throw badEpoch(backend.epoch);
+      });
     this.started.catch((e) => this.logError(e));
     const o = this.options;
     this.transports = {

@@ -87,11 +87,14 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
     ...stripUndefined(options),
   };
   resolved.base = resolved.base.replace(/\/+$/, "");
-  const { maxWsBufferedBytes, ...limits } = options.limits ?? {};
-  return {
-    options: resolved,
-    limits: { ...DEFAULT_LIMITS, ...(maxWsBufferedBytes !== undefined ? { maxBufferedBytes: maxWsBufferedBytes } : {}), ...stripUndefined(limits) },
-  };
+  const { maxWsBufferedBytes, ...given } = options.limits ?? {};
+  const limits = { ...DEFAULT_LIMITS, ...(maxWsBufferedBytes !== undefined ? { maxBufferedBytes: maxWsBufferedBytes } : {}), ...stripUndefined(given) };
+  // Otherwise a message that may be published could never be written to a stream: every attempt
+  // would cut it, and its client would come back for the same message forever.
+  if (limits.maxBufferedBytes < limits.maxMessageBytes) {
+    throw new RangeError(`cometbus: limits.maxBufferedBytes (${limits.maxBufferedBytes}) must be at least limits.maxMessageBytes (${limits.maxMessageBytes})`);
+  }
+  return { options: resolved, limits };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

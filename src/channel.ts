@@ -5,10 +5,19 @@ import { isWellFormed, quote, utf8Length } from "./text.js";
 // C0, DEL and C1: they would break log lines and headers, and no channel needs them.
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * An epoch travels in SSE event ids (`epoch:p1,…`) and in every client's `__epoch`: 1-64 characters
+ * of A-Z a-z 0-9 _ -. A backend's own epochs are checked against it (a custom one could break both).
+ */
+export function isEpoch(epoch: unknown): epoch is string {
+  return typeof epoch === "string" && EPOCH_RE.test(epoch);
+}
 
 /**
  * A channel is any text that starts with "/", 1..maxBytes bytes of UTF-8, without control
- * characters: message_bus accepts any string, and its users have channels like "/café bar".
+ * characters (docs/protocol.md#31-channels): message_bus accepts any string, and its users have channels like "/café bar".
  */
 export function checkChannel(channel: unknown, maxBytes = DEFAULT_LIMITS.maxChannelBytes): string {
   if (

@@ -1,4 +1,4 @@
-/** The message envelope, exactly message_bus's, so its browser client works unchanged. */
+/** The message envelope, exactly message_bus's, so its browser client works unchanged (docs/protocol.md#2-messages-ids-and-epochs). */
 export interface Message<T = unknown> {
   global_id: number;
   message_id: number;

@@ -1,4 +1,4 @@
-/** Every limit of the protocol (docs/protocol.md, "Limits") with its default. Each is an option of the server (`limits`). */
+/** Every limit of the protocol (docs/protocol.md#11-limits) with its default. Each is an option of the server (`limits`). */
 export interface Limits {
   /** Largest request body in bytes (subscriptions, publish API). */
   maxBodyBytes: number;
@@ -15,7 +15,12 @@ export interface Limits {
    * a poll's answer holds at most a quarter of it (the rest comes with the next poll).
    */
   maxBufferedBytes: number;
-  /** A connection that takes none of what was written to it for this long (ms) is cut. */
+  /**
+   * A catch-up page the client has not taken within this long (ms) cuts the connection, and the
+   * client resumes where it got. With the defaults (pages of 256 KiB) a catch-up read slower than
+   * about 8.7 KB/s is cut. (Node cannot see finer progress: the kernel wakes a blocked writer only
+   * once a good part of the socket's buffer has drained.)
+   */
   maxStallMs: number;
   /** Requests one connection may have waiting behind an unfinished response (HTTP/1.1 pipelining); past it the connection is closed. */
   maxQueuedRequests: number;

@@ -3,7 +3,7 @@ import { ProtocolError } from "./errors.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import { quote } from "./text.js";
 
-/** What a client asks for, the same on every transport: channel → position, plus control keys. */
+/** What a client asks for, the same on every transport: channel → position, plus control keys (docs/protocol.md#33-subscriptions). */
 export interface Subscription {
   positions: Map<string, number>;
   /** message_bus's `__seq`: a newer long-poll with the same client id replaces an older one. */

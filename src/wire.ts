@@ -1,5 +1,5 @@
 /**
- * The bytes on the wire for each transport. Server encoders and client decoders live side by side
+ * The bytes on the wire for each transport (docs/protocol.md#6-transports). Server encoders and client decoders live side by side
  * so the two can never drift apart.
  */
 

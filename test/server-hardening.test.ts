@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
-import { MemoryBackend, type Snapshot, type StoredMessage } from "../server/index.js";
+import { BackendUnavailableError, MemoryBackend, MessageBus, type Snapshot, type StoredMessage } from "../server/index.js";
 import { longPoll, parse, poll, WsClient, wsUrl } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
 import { startServer, type TestServer } from "./helpers/server.js";
@@ -410,5 +410,89 @@ describe("message_bus channels: any text of 1-256 bytes that starts with the sla
     const start0 = Object.fromEntries(names.map((ch) => [ch, 0]));
     const f = await follow(transport, s.base, `uni-${transport}`, start0, (x) => x.messages.length >= names.length);
     expect(f.messages.map((m: Message) => [m.channel, (m.data as { ch: string }).ch]).sort()).toEqual(names.map((ch) => [ch, ch]).sort());
+  });
+});
+
+describe("what writing the protocol document turned up", () => {
+  it("a stream of several pages tells where -1 channels start with its first page (a cut later loses nothing)", async () => {
+    const s = await start({ limits: { maxBufferedBytes: 16 * 1024, maxMessageBytes: 16 * 1024 } });
+    for (let i = 1; i <= 100; i++) await s.bus.publish("/pages", { i, pad: "p".repeat(480) });
+    await s.bus.publish("/new", "before");
+    const ws = new WsClient(wsUrl(s.base, "start"));
+    await ws.opened;
+    ws.send({ subscribe: { "/pages": 0, "/new": -1 } });
+    await ws.until(() => ws.frames.length >= 2, "the first page");
+    // The first page after the welcome names /new's start, long before the catch-up ends.
+    const first = (ws.frames[1] as Message[]).find((m) => m.channel === "/__status");
+    expect(first?.data).toMatchObject({ "/new": 1 });
+    ws.close();
+  });
+
+  it("a 503 says the store is down, without the driver's words (hosts, ports)", async () => {
+    const backend = new MemoryBackend();
+    const s = await start({ backend });
+    backend.snapshot = async () => {
+      throw new BackendUnavailableError("Redis", new Error("connect ECONNREFUSED 10.0.0.5:6379"), "try again later");
+    };
+    const r = await poll(s.base, "down", { "/d": 0 });
+    expect(r.status).toBe(503);
+    expect(r.headers.get("retry-after")).toBe("1");
+    expect(JSON.parse(r.text)).toEqual({ error: "the store is unavailable, try again later" });
+  });
+
+  it("HEAD's 405 carries the headers every error does", async () => {
+    const s = await start();
+    const r = await fetch(`${s.base}/h/poll`, { method: "HEAD" });
+    expect(r.status).toBe(405);
+    expect([r.headers.get("cache-control"), r.headers.get("x-content-type-options")]).toEqual(["no-store", "nosniff"]);
+  });
+
+  it("Dont-Chunk counts by its presence, even empty, as message_bus reads it", async () => {
+    const s = await start({ longPollTimeout: 50 });
+    const r = await fetch(`${s.base}/dc/poll`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "Dont-Chunk": "" }, body: "/dc=0" });
+    expect(r.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    await r.text();
+  });
+
+  it("maxQueuedRequests requests may wait behind the one being answered, one more closes the connection", async () => {
+    const s = await start({ limits: { maxQueuedRequests: 3 } });
+    const sse = (n: number) => Array.from({ length: n }, (_, i) => request("GET", `/message-bus/mq${i}/sse?%2Fmq=-1`)).join("");
+    const ok = raw(s.port, sse(4));
+    await waitFor(() => subscribers().sse === 1, "the first stream");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ok.closed()).toBe(false);
+    ok.socket.destroy();
+    const over = raw(s.port, sse(5));
+    await waitFor(() => over.closed(), "the connection closed at the fifth");
+  });
+
+  it("the default Origin check takes a Host with its scheme's default port", async () => {
+    const s = await start();
+    const c = raw(
+      s.port,
+      request("GET", "/message-bus/dp/ws", "", {
+        Host: "example.test:443",
+        Origin: "https://example.test",
+        Upgrade: "websocket",
+        Connection: "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+      }),
+    );
+    await waitFor(() => c.received().includes("\r\n\r\n"), "the answer");
+    expect(c.received()).toMatch(/^HTTP\/1.1 101 /);
+    c.socket.destroy();
+  });
+
+  it("limits that could never deliver a message are refused at once", () => {
+    expect(() => new MessageBus({ limits: { maxBufferedBytes: 1024, maxMessageBytes: 4096 } })).toThrow(/maxBufferedBytes \(1024\) must be at least limits.maxMessageBytes \(4096\)/);
+  });
+
+  it("a backend whose epoch would break SSE ids and __epoch is refused at start", async () => {
+    const backend = new MemoryBackend();
+    backend.epoch = "bad:epoch";
+    const bus = new MessageBus({ backend, onError: () => {} });
+    await expect(bus.ready()).rejects.toThrow(/epoch "bad:epoch" is not 1-64 characters/);
+    await bus.close();
   });
 });

@@ -278,3 +278,36 @@ describe("several channels", () => {
     expect(cu.status()).toEqual({ "/a": 2, __epoch: b.epoch, __reset: ["/a"] });
   });
 });
+
+describe("gaps nothing is left of, and where a long stream's channels start", () => {
+  it("every message after the position expired: reported as a reset, the channel stands at its last id", async () => {
+    const b = new MemoryBackend();
+    await publish(b, "/gone", 1);
+    // Three that expire at once (a 1 ms age), so nothing after position 1 is left when the client comes.
+    for (let i = 0; i < 3; i++) {
+      await b.append({ channel: "/gone", data: i, dataJson: String(i), maxBacklogSize: 1000, maxBacklogAge: 0.001, maxGlobalBacklogSize: 1000 });
+    }
+    await new Promise((r) => setTimeout(r, 5));
+    const cu = await open(b, { "/gone": 1 });
+    expect(await drain(cu)).toEqual({ ids: [], globals: [], reset: ["/gone"] });
+    expect(cu.status()).toEqual({ "/gone": 4, __reset: ["/gone"] });
+  });
+
+  it("the same for -N: nothing retained, nothing reset (the client named no ids), told the last id", async () => {
+    const b = new MemoryBackend();
+    for (let i = 0; i < 3; i++) await b.append({ channel: "/old", data: i, dataJson: String(i), maxBacklogSize: 1000, maxBacklogAge: 0.001, maxGlobalBacklogSize: 1000 });
+    await new Promise((r) => setTimeout(r, 5));
+    const cu = await open(b, { "/old": -3 });
+    expect((await drain(cu)).reset).toEqual([]);
+    expect(cu.status()).toEqual({ "/old": 3 });
+  });
+
+  it("startPositions names where -1 and -N channels start, for a stream's first page", async () => {
+    const b = new MemoryBackend();
+    await publish(b, "/a", 10);
+    await publish(b, "/b", 10);
+    const cu = await open(b, { "/a": -1, "/b": -4, "/c": 2 });
+    // /c was asked at a position the client already knows: nothing to tell.
+    expect(cu.startPositions()).toEqual({ "/a": 10, "/b": 7 });
+  });
+});

@@ -5,8 +5,10 @@
  */
 import { createParser } from "eventsource-parser";
 import { describe, expect, it } from "vitest";
-import { encodeMessage, isStatus, type Message, STATUS_CHANNEL, statusMessage } from "../src/envelope.js";
+import { isEpoch } from "../src/channel.js";
+import { encodeEnvelope, encodeMessage, encodeStatus, isStatus, type Message, STATUS_CHANNEL, statusMessage } from "../src/envelope.js";
 import {
+  batchJson,
   CHUNK_SEPARATOR,
   decodeChunks,
   encodeChunk,
@@ -152,5 +154,29 @@ describe("SSE event ids: the epoch and every channel's position", () => {
 describe("WebSocket close codes", () => {
   it("are the ones the README promises", () => {
     expect(WS_CLOSE).toEqual({ normal: 1000, goingAway: 1001, invalidData: 1007, policy: 1008, tooBig: 1009, serverError: 1011, tryAgainLater: 1013 });
+  });
+});
+
+describe("encodings from text already JSON", () => {
+  it("encodeEnvelope around the publisher's JSON is byte for byte encodeMessage", () => {
+    for (const data of [null, 0, -1.5e-7, "é\u2028\"", { a: [1, { b: null }] }, "x".repeat(300)]) {
+      for (const channel of ["/a", "/café bar", '/q"\\']) {
+        expect(encodeEnvelope(3, 2, channel, JSON.stringify(data))).toBe(encodeMessage(msg(3, 2, channel, data)));
+      }
+    }
+  });
+
+  it("a batch is the messages, then the status last; without a status just the messages", () => {
+    const a = encodeMessage(msg(1, 1, "/a", 1));
+    const b = encodeMessage(msg(2, 1, "/b", 2));
+    expect(batchJson([a, b], { "/a": 1, __epoch: "e1" })).toBe(`[${a},${b},${encodeStatus({ "/a": 1, __epoch: "e1" })}]`);
+    expect(batchJson([a], null)).toBe(`[${a}]`);
+    expect(batchJson([], null)).toBe("[]");
+    expect(encodeStatus({ "/x": 0 })).toBe('{"global_id":-1,"message_id":-1,"channel":"/__status","data":{"/x":0}}');
+  });
+
+  it("an epoch is 1-64 characters of A-Z a-z 0-9 _ - (it travels in SSE ids and every __epoch)", () => {
+    for (const ok of ["0", "k3x9a1zq", "A_b-9", "e".repeat(64)]) expect({ ok, is: isEpoch(ok) }).toEqual({ ok, is: true });
+    for (const bad of ["", "e".repeat(65), "a:b", "a\nb", "a,b", "é", 5, null]) expect({ bad, is: isEpoch(bad) }).toEqual({ bad, is: false });
   });
 });

@@ -32,7 +32,7 @@ interface Row {
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 
 /**
- * PostgreSQL as a shared store (DESIGN §3): the publishes a process has queued are one call of a
+ * PostgreSQL as a shared store (README, "Backends and scale-out"): the publishes a process has queued are one call of a
  * function (one transaction) that assigns ids under an advisory lock and the `meta` row, stores,
  * trims, and NOTIFYs `epoch:lastGlobalId` (ids only: NOTIFY payloads are small, messages are not).
  * Every process LISTENs and reads the global backlog after the last id it delivered (GlobalFeed),

@@ -24,7 +24,7 @@ export interface RedisBackendOptions {
 type Reply = [string, number, string[]];
 
 /**
- * Redis as a shared store (DESIGN §3): one Lua script per publish assigns both ids, appends to the
+ * Redis as a shared store (README, "Backends and scale-out"): one Lua script per publish assigns both ids, appends to the
  * channel's and the global backlog, trims, and PUBLISHes `epoch:globalId`; every process reads the
  * global backlog after the last id it delivered (GlobalFeed), so a lost notification costs latency,
  * never a message.

@@ -49,7 +49,7 @@ export interface BackendEvents {
 }
 
 /**
- * What the bus needs from storage (DESIGN §3). Memory, Redis and PostgreSQL implement it; one
+ * What the bus needs from storage (README, "Backends and scale-out"; the wire it serves: docs/protocol.md). Memory, Redis and PostgreSQL implement it; one
  * contract test suite runs against all of them.
  */
 export interface Backend {
@@ -84,8 +84,11 @@ export function randomEpoch(): string {
  */
 export class BackendUnavailableError extends Error {
   readonly status = 503;
+  /** What a client is told: no host, port or driver detail of the store. */
+  readonly clientMessage: string;
   constructor(kind: string, cause: unknown, what = "message not published") {
     super(`cometbus: ${kind} is unavailable, ${what}: ${cause instanceof Error ? cause.message : String(cause)}`);
     this.name = "BackendUnavailableError";
+    this.clientMessage = `the store is unavailable, ${what}`;
   }
 }

@@ -1,4 +1,5 @@
 import type { StatusData } from "../../src/envelope.js";
+import { utf8Length } from "../../src/text.js";
 import type { Backend, StoredMessage } from "./backend.js";
 import { allowed, type Identity } from "./targeting.js";
 import { Outgoing } from "./outgoing.js";
@@ -24,8 +25,8 @@ interface ChannelCursor {
 }
 
 /**
- * What a subscriber is owed from the backlog, read after it was registered for live messages, one
- * page at a time: a slow client never makes the server hold (or read) the whole backlog at once.
+ * What a subscriber is owed from the backlog (docs/protocol.md#4-positions-and-delivery), read after
+ * it was registered for live messages, one page at a time (#5-catch-up-in-pages): a slow client never makes the server hold (or read) the whole backlog at once.
  *
  * Positions: -1 new only (told the current id), -N the last N-1, k >= 0 everything after k, k beyond
  * the end means the bus was reset (treated as -1, told). A client from another epoch gets the new
@@ -132,7 +133,7 @@ export class CatchUp {
       head.delivered = m.message_id;
       const o = new Outgoing(m);
       messages.push(o);
-      bytes += o.json.length;
+      bytes += utf8Length(o.json);
     }
     const reset = this.freshResets;
     this.freshResets = [];
@@ -144,10 +145,11 @@ export class CatchUp {
     for (const c of this.cursors) {
       if (c.buffer.length || c.exhausted) continue;
       const page = await this.backend.backlog(c.channel, c.pos, READ_PAGE);
-      if (page.length && page[0].message_id > c.pos + 1 && c.continuous) {
-        // Trimmed before this client read it: say so, and go on from what is left.
-        this.markReset(c.channel);
-      }
+      // Trimmed or expired before this client read it: say so, and go on from what is left. When
+      // nothing is left at all, the channel stands at its last id (told, as for filtered entries).
+      const first = page.length ? page[0].message_id : c.last + 1;
+      if (first > c.pos + 1 && c.continuous) this.markReset(c.channel);
+      if (!page.length && c.pos < c.last) c.pos = c.last;
       c.continuous = true;
       c.buffer = page;
       c.exhausted = page.length < READ_PAGE || page[page.length - 1].message_id >= c.last;
@@ -172,6 +174,16 @@ export class CatchUp {
     if (this.tellEpoch) data.__epoch = this.epoch;
     if (this.reset.length) data.__reset = [...this.reset];
     return Object.keys(data).length ? data : null;
+  }
+
+  /**
+   * Where the channels asked at -1 or -N start, known from the first page on: a stream tells them
+   * at once, so a client cut before the last page still knows where it stands.
+   */
+  startPositions(): StatusData {
+    const data: StatusData = {};
+    for (const c of this.cursors) if (c.asked < 0) data[c.channel] = this.start.get(c.channel);
+    return data;
   }
 
   /** The positions the client must be told (see `status`), without the epoch and resets. */

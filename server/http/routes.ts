@@ -14,6 +14,9 @@ import { wsRoute } from "./ws-route.js";
 
 type Env = { Variables: { x: Exchange } };
 
+/** What every error answer carries: never cached, never sniffed. */
+const ERROR_HEADERS = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
+
 /** Every route of the bus, relative to where it is mounted (`base`), served by `runtime`. */
 export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   const app = new Hono<Env>();
@@ -30,8 +33,9 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   app.onError((err, c) => {
     if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
-    // The shared store is down: the publish was not taken, the caller may retry.
-    if (err instanceof BackendUnavailableError) return c.json({ error: err.message }, 503);
+    // The shared store is down: the caller may retry. The driver's own words (hosts, ports) are the
+    // operator's, reported once per outage by the backend, not an anonymous client's.
+    if (err instanceof BackendUnavailableError) return c.json({ error: err.clientMessage }, 503, { "Retry-After": "1" });
     // The client left while its body was read: nobody to answer, nothing went wrong.
     if (runtime.clientLeft(c)) return c.get("x").gone();
     bus.transports.report(err);
@@ -45,7 +49,7 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     if (!runtime.admit(c, limits.maxQueuedRequests)) return x.gone();
     // Hono answers HEAD with the GET route minus its body, but a poll or a stream writes its own.
     if (c.req.method === "HEAD" && /\/(poll|sse|ws)$/.test(c.req.path)) {
-      return c.json({ error: "this URL takes GET or POST" }, 405, { Allow: "GET, POST" });
+      return c.json({ error: "this URL takes GET or POST" }, 405, { Allow: "GET, POST", ...ERROR_HEADERS });
     }
     await next();
     runtime.discardUnreadBody(c);
@@ -53,8 +57,8 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     // the runtime wrote itself carries its own headers; the marker it returns may be shared: untouched.)
     if (c.res === x.gone()) return;
     const headers = c.res.headers;
-    headers.set("X-Content-Type-Options", "nosniff");
-    if (c.res.status >= 400 && !headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
+    headers.set("X-Content-Type-Options", ERROR_HEADERS["X-Content-Type-Options"]);
+    if (c.res.status >= 400 && !headers.has("Cache-Control")) headers.set("Cache-Control", ERROR_HEADERS["Cache-Control"]);
   });
 
   // message_bus answers preflights with 200; cross-origin use is configured by the app's own CORS middleware.
@@ -91,11 +95,18 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     if (!body || typeof body !== "object" || Array.isArray(body)) {
       throw new ProtocolError('publish takes {"channel": "/x", "data": …, "user_ids"?, "group_ids"?, "client_ids"?}');
     }
-    const r = await bus.publish(body.channel as string, body.data, {
-      userIds: body.user_ids as never,
-      groupIds: body.group_ids as never,
-      clientIds: body.client_ids as never,
-    });
+    let r: { globalId: number; messageId: number };
+    try {
+      r = await bus.publish(body.channel as string, body.data, {
+        userIds: body.user_ids as never,
+        groupIds: body.group_ids as never,
+        clientIds: body.client_ids as never,
+      });
+    } catch (e) {
+      // A publisher holds the token: the operator's own service, told what the store said.
+      if (e instanceof BackendUnavailableError) return c.json({ error: e.message }, 503, { "Retry-After": "1" });
+      throw e;
+    }
     return c.json({ global_id: r.globalId, message_id: r.messageId });
   });
 

@@ -20,7 +20,9 @@ function originAllowed(allowed: RouteBus["allowedOrigins"], c: Context): boolean
   } catch {
     return false;
   }
-  if (url.host !== c.req.header("host")?.toLowerCase()) return false;
+  // The Origin leaves out its scheme's default port; a Host header may not.
+  const host = c.req.header("host")?.toLowerCase().replace(url.protocol === "https:" ? /:443$/ : /:80$/, "");
+  if (url.host !== host) return false;
   const forwarded = c.req.header("x-forwarded-proto")?.split(",")[0].trim().toLowerCase();
   const secure = new URL(c.req.url).protocol === "https:" || forwarded === "https";
   return url.protocol === "https:" || (url.protocol === "http:" && !secure);

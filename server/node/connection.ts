@@ -80,14 +80,14 @@ const inFlight = new WeakMap<Socket, number>();
 
 /**
  * Counts this request against its connection. A connection with more than `max` requests waiting
- * (pipelined behind a response that is still open, e.g. a stream) is closed: those requests could
- * never be answered, and each costs memory. Returns false when it was closed.
+ * behind the one being answered (pipelined behind a response that is still open, e.g. a stream) is
+ * closed: those requests could never be answered, and each costs memory. Returns false when it was closed.
  */
 export function admitRequest(req: IncomingMessage, out: ServerResponse, max: number): boolean {
   const socket = socketOf(req);
   if (!socket) return true;
   const n = (inFlight.get(socket) ?? 0) + 1;
-  if (n > max) {
+  if (n > max + 1) {
     socket.destroy();
     return false;
   }

@@ -22,13 +22,14 @@ export function batchJson(batch: readonly Outgoing[], status: StatusData | null)
 }
 
 /**
- * The status a streamed catch-up page carries: the epoch with the first page (when the client's was
- * another), the channels found reset since the previous page (so the client resets them before the
- * messages that follow), and with the last page where the channels stand. A catch-up of one page
- * gets exactly the status a poll would.
+ * The status a streamed catch-up page carries: with the first page the epoch (when the client's was
+ * another) and where channels asked at -1 or -N start; the channels found reset since the previous
+ * page (so the client resets them before the messages that follow); and with the last page where the
+ * channels stand. A catch-up of one page gets exactly the status a poll would.
  */
 export function pageStatus(p: CatchUpPage): StatusData | null {
-  const data: StatusData = p.last ? p.cu.toldPositions() : {};
+  // A catch-up of more than one page tells where -1 and -N channels start with its first page.
+  const data: StatusData = p.last ? p.cu.toldPositions() : p.first ? p.cu.startPositions() : {};
   if (p.first && p.cu.tellEpoch) data.__epoch = p.cu.epoch;
   if (p.reset.length) data.__reset = p.reset;
   return Object.keys(data).length ? data : null;

@@ -114,8 +114,9 @@ class ChunkedPoll extends HeldPoll {
 }
 
 /**
- * `POST {base}/{clientId}/poll`: `?dlp=t` answers at once; otherwise the request is held until
- * something is due or the long-poll timeout, as one JSON response (`Dont-Chunk`) or a chunked stream.
+ * `POST {base}/{clientId}/poll` (docs/protocol.md#61-poll, #62-long-poll, #63-chunked-long-poll):
+ * `?dlp=t` answers at once; otherwise the request is held until something is due or the long-poll
+ * timeout, as one JSON response (`Dont-Chunk`) or a chunked stream.
  * An answer holds at most a page of the backlog (a quarter of `maxBufferedBytes`); the client
  * asks again at once for the rest.
  */
@@ -128,7 +129,8 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
     return x.json(batchJson(messages, cu.status()));
   }
 
-  const chunked = ctx.chunkedEncoding && !x.header("dont-chunk") && x.http11;
+  // message_bus looks at the header's presence, whatever its value (even empty).
+  const chunked = ctx.chunkedEncoding && x.header("dont-chunk") === undefined && x.http11;
   const seq = sub.seq ?? 0;
   const slot = pollSlot(who);
   const previous = ctx.longPolls.get(slot);

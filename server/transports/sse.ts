@@ -23,7 +23,7 @@ const SSE_HEADERS = {
 };
 
 /**
- * One stream; each event's id carries the epoch and every channel's position (in subscription
+ * One stream (docs/protocol.md#64-server-sent-events); each event's id carries the epoch and every channel's position (in subscription
  * order), so a browser's EventSource resumes exactly with Last-Event-ID and the same URL.
  */
 class SseSubscriber extends Subscriber {

@@ -23,8 +23,8 @@ const MAX_QUEUED_FRAMES = 16;
 const CUT_GRACE_MS = 1000;
 
 /**
- * A WebSocket: `{"subscribe":{…}}` / `{"unsubscribe":[…]}` frames in, arrays of envelopes out.
- * The server speaks first (a welcome holding the epoch) so a client can tell a WebSocket that
+ * A WebSocket (docs/protocol.md#65-websocket): `{"subscribe":{…}}` / `{"unsubscribe":[…]}` frames
+ * in, arrays of envelopes out. The server speaks first (a welcome holding the epoch) so a client can tell a WebSocket that
  * opened but leads nowhere (a proxy that accepted the upgrade and then forwards nothing).
  */
 export class WsSubscriber extends Subscriber {
