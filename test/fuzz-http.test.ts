@@ -29,8 +29,8 @@ import {
   validClientId,
   valueText,
 } from "./helpers/fuzz-arbitraries.js";
+import { FuzzWatch } from "./helpers/fuzz-watch.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { waitFor } from "./helpers/wait.js";
 
 /**
  * Every HTTP endpoint under property-based fuzzing, over raw TCP so that every byte is ours (raw
@@ -47,24 +47,13 @@ const ANSWER_MS = 4000;
 
 let server: TestServer;
 let BASE = "/message-bus";
-const errors: unknown[] = [];
-const rejections: unknown[] = [];
-const onRejection = (e: unknown) => rejections.push(e);
-const onException = (e: unknown) => rejections.push(e);
-/** What the server (or @hono/node-server under it) wrote to console.error: a problem too. */
-const logged: unknown[][] = [];
-const consoleError = console.error;
+const watch = new FuzzWatch();
 
 beforeAll(async () => {
-  process.on("unhandledRejection", onRejection);
-  process.on("uncaughtException", onException);
-  console.error = (...args: unknown[]) => {
-    logged.push(args);
-    consoleError(...args);
-  };
+  watch.install();
   server = await startServer({
     longPollTimeout: 50,
-    onError: (e) => errors.push(e),
+    onError: watch.onError,
     publishToken: TOKEN,
     authorize: (_c, ch) => ch !== REFUSED,
   });
@@ -72,9 +61,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server?.close();
-  process.off("unhandledRejection", onRejection);
-  process.off("uncaughtException", onException);
-  console.error = consoleError;
+  watch.uninstall();
 });
 
 // ---- a raw HTTP/1.1 client ----------------------------------------------------------------------
@@ -340,37 +327,11 @@ async function stillServes(): Promise<void> {
   if (!got.some((m) => m.channel === channel && m.data?.n === n)) throw new Error(`after the run, a poll did not deliver the publish: ${res.status} ${brief(text)}`);
 }
 
-/**
- * Before each run: what a failed run left recorded is dropped (it was that run's failure, not the
- * next one's).
- */
-function beforeRun(): void {
-  errors.length = 0;
-  rejections.length = 0;
-  logged.length = 0;
-}
+/** Before each run: what a failed run left recorded is dropped. */
+const beforeRun = () => watch.reset();
 
-/**
- * Once a run's connections are gone, so are their subscribers: a held poll or stream whose client
- * left (cut, pipelined behind another response) must not stay registered.
- */
-async function noSubscribersLeft(): Promise<void> {
-  const live = () => Object.entries(server.bus.stats().subscribers as Record<string, number>).filter(([kind, n]) => kind !== "server" && n > 0);
-  await waitFor(() => !live().length, () => `no subscriber left after every connection closed (have ${JSON.stringify(Object.fromEntries(live()))})`, 500);
-}
-
-/** After each run: the recorded errors and rejections are none, and the server still serves. */
-async function afterRun(): Promise<void> {
-  await stillServes();
-  await noSubscribersLeft();
-  const reported = errors.splice(0);
-  const rejected = rejections.splice(0);
-  const printed = logged.splice(0);
-  const show = (e: unknown) => String((e as Error)?.stack ?? e).slice(0, 400);
-  if (reported.length) throw new Error(`onError was called ${reported.length}×: ${reported.map(show).join(" | ")}`);
-  if (rejected.length) throw new Error(`unhandled rejection/exception: ${rejected.map(show).join(" | ")}`);
-  if (printed.length) throw new Error(`console.error was called ${printed.length}×: ${printed.map((args) => args.map(show).join(" ")).join(" | ")}`);
-}
+/** After each run: the server still serves, nothing is left subscribed, nothing went wrong. */
+const afterRun = () => watch.check(server, stillServes);
 
 /** Statuses seen, to show the fuzz reached the handlers (200s) and their checks (400s). */
 const statuses = new Map<number, number>();

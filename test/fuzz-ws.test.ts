@@ -22,8 +22,8 @@ import {
   subscriptionText,
   valueText,
 } from "./helpers/fuzz-arbitraries.js";
+import { FuzzWatch } from "./helpers/fuzz-watch.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { waitFor } from "./helpers/wait.js";
 
 /**
  * WebSocket frames under property-based fuzzing: whatever a client sends (JSON of any shape, text
@@ -42,20 +42,16 @@ const END_MS = 500;
 
 let server: TestServer;
 let maxFrame = 65536;
-const errors: unknown[] = [];
-const rejections: unknown[] = [];
-const onRejection = (e: unknown) => rejections.push(e);
+const watch = new FuzzWatch();
 
 beforeAll(async () => {
-  process.on("unhandledRejection", onRejection);
-  process.on("uncaughtException", onRejection);
-  server = await startServer({ onError: (e) => errors.push(e), authorize: (_c, ch) => ch !== REFUSED });
+  watch.install();
+  server = await startServer({ onError: watch.onError, authorize: (_c, ch) => ch !== REFUSED });
   maxFrame = server.bus.limits.maxFrameBytes;
 });
 afterAll(async () => {
   await server?.close();
-  process.off("unhandledRejection", onRejection);
-  process.off("uncaughtException", onRejection);
+  watch.uninstall();
 });
 
 // ---- frames -------------------------------------------------------------------------------------
@@ -272,29 +268,11 @@ async function stillServes(): Promise<void> {
   }
 }
 
-/**
- * Before each run: what a failed run left recorded is dropped (it was that run's failure, not the
- * next one's).
- */
-function beforeRun(): void {
-  errors.length = 0;
-  rejections.length = 0;
-}
+/** Before each run: what a failed run left recorded is dropped. */
+const beforeRun = () => watch.reset();
 
-/** Once the run's sockets are gone, so are their subscribers. */
-async function noSubscribersLeft(): Promise<void> {
-  const live = () => Object.entries(server.bus.stats().subscribers as Record<string, number>).filter(([kind, n]) => kind !== "server" && n > 0);
-  await waitFor(() => !live().length, () => `no subscriber left after every socket closed (have ${JSON.stringify(Object.fromEntries(live()))})`, 500);
-}
-
-async function afterRun(): Promise<void> {
-  await stillServes();
-  await noSubscribersLeft();
-  const logged = errors.splice(0);
-  const rejected = rejections.splice(0);
-  if (rejected.length) throw new Error(`unhandled rejection/exception: ${rejected.map((e) => String((e as Error)?.stack ?? e).slice(0, 400)).join(" | ")}`);
-  if (logged.length) throw new Error(`onError was called ${logged.length}×: ${logged.map((e) => String((e as Error)?.stack ?? e).slice(0, 400)).join(" | ")}`);
-}
+/** After each run: the server still serves, nothing is left subscribed, nothing went wrong. */
+const afterRun = () => watch.check(server, stillServes);
 
 /**
  * Sends the frames, then a probe subscribe, in one write. Resolves when the probe is answered or

@@ -1,8 +1,8 @@
-import { statusMessage, type StatusData } from "../../src/envelope.js";
+import type { StatusData } from "../../src/envelope.js";
 import { ProtocolError } from "../../src/errors.js";
 import { pageBytes } from "../../src/limits.js";
 import { parseSubscription } from "../../src/subscription.js";
-import { WS_CLOSE } from "../../src/wire.js";
+import { batchJson as encodeBatch, WS_CLOSE } from "../../src/wire.js";
 import { BackendUnavailableError } from "../core/backend.js";
 import { BatchMemo } from "../core/batch-memo.js";
 import type { Outgoing } from "../core/outgoing.js";
@@ -42,7 +42,7 @@ export class WsSubscriber extends Subscriber {
   ) {
     super(ctx.hub, who);
     this.hub.add(this, []);
-    ws.send(JSON.stringify([statusMessage({ __epoch: ctx.backend.epoch })]));
+    ws.send(encodeBatch([], { __epoch: ctx.backend.epoch }));
   }
 
   /** A frame from the client: its text (null for a binary frame) and its size in bytes. */

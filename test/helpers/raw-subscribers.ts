@@ -105,6 +105,14 @@ export abstract class RawSubscriber {
 
   abstract start(): Promise<void>;
   abstract stop(): void;
+
+  /** Runs a reconnecting loop, and resolves once it says it is subscribed (`first`) or gave up trying once. */
+  protected runLoop(loop: (first: () => void) => Promise<void>): Promise<void> {
+    let first!: () => void;
+    const ready = new Promise<void>((r) => (first = r));
+    void loop(first);
+    return ready;
+  }
 }
 
 /** WebSocket: subscribe frame with positions; reconnects with its positions if the socket closes. */
@@ -154,11 +162,8 @@ export class WsSubscriber extends RawSubscriber {
 export class SseSubscriber extends RawSubscriber {
   private ac?: AbortController;
 
-  async start(): Promise<void> {
-    let first!: () => void;
-    const ready = new Promise<void>((r) => (first = r));
-    void this.loop(first);
-    await ready;
+  start(): Promise<void> {
+    return this.runLoop((first) => this.loop(first));
   }
 
   private async loop(first: () => void): Promise<void> {
@@ -202,10 +207,7 @@ export class LongPollSubscriber extends RawSubscriber {
   async start(): Promise<void> {
     // A real client remembers the epoch from before; this one starts out knowing it.
     this.epoch = ((await (await fetch(`${this.base}/stats`)).json()) as { epoch: string }).epoch;
-    let first!: () => void;
-    const ready = new Promise<void>((r) => (first = r));
-    void this.loop(first);
-    await ready;
+    await this.runLoop((first) => this.loop(first));
   }
 
   private async loop(first: () => void): Promise<void> {
