@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { prng } from "../../bench/lib/prng.mjs";
 
 /**
  * A fault-injecting TCP proxy for chaos runs: every connection gets added latency with jitter
@@ -44,17 +45,8 @@ export interface ChaosProxy {
   stop(): Promise<void>;
 }
 
-/** mulberry32: small, fast, good enough to draw faults from. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Faults are drawn from mulberry32 (shared with the benches). */
+export { prng };
 
 /** The seed a run uses: `CHAOS_SEED` to replay one, otherwise a fresh one (print it). */
 export function chaosSeed(): number {

@@ -1,0 +1,2 @@
+// Types for prng.mjs.
+export function prng(seed: number): () => number;
