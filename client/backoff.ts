@@ -21,3 +21,13 @@ export function retryAfterMs(header: string | null): number | null {
   const at = Date.parse(header);
   return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
 }
+
+/** Full jitter: a random moment within `ms` (0 when there is none to spread over). */
+export function within(ms: number): number {
+  return Math.round(Math.random() * Math.max(0, ms));
+}
+
+/** A server that said "come back after `ms`": between `ms` and twice that, so refused clients do not all return together. */
+export function afterRetryAfter(ms: number): number {
+  return Math.round(ms + Math.random() * ms);
+}

@@ -31,7 +31,8 @@ export async function postSubscription(
     credentials: "same-origin",
   });
   if (!res.ok) {
-    const retry = res.status === 429 ? retryAfterMs(res.headers.get("retry-after")) : null;
+    // 429 (rate limited) and 503 (overloaded, or the store is down) say when to come back.
+    const retry = res.status === 429 || res.status === 503 ? retryAfterMs(res.headers.get("retry-after")) : null;
     void res.body?.cancel().catch(() => {});
     throw new HttpError(res.status, retry);
   }

@@ -60,6 +60,8 @@ export interface Host {
   background(): boolean;
   /** Chunked long-polls left to send unchunked because a stream looked buffered. */
   chunkedBackoff: number;
+  /** The server's last word on how widely to spread a reconnection after a cut (`__spread`), in ms. */
+  spreadMs: number;
 }
 
 /** How a transport tells the negotiator it works, or that it gave up. */

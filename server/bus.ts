@@ -13,8 +13,9 @@ import { ServerSubscriber } from "./core/server-subscriber.js";
 import type { Identity } from "./core/targeting.js";
 import type { RouteBus } from "./http/route-deps.js";
 import { createRoutes, mountRoutes } from "./http/routes.js";
-import { attach, type NodeLink } from "./node/attach.js";
+import { attach, type DrainOptions, type NodeLink } from "./node/attach.js";
 import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
+import { LagMonitor } from "./node/lag-monitor.js";
 import { listen, type Listening } from "./node/listen.js";
 import { nodeRuntime } from "./node/runtime.js";
 import { clientBundle } from "./client-bundle.js";
@@ -22,6 +23,16 @@ import { type MessageBusOptions, type PublishOptions, type Published, type Resol
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
+export type { DrainOptions } from "./node/attach.js";
+
+/** Within how long a client told to move (a drain) reconnects: the drain itself spreads them wider. */
+const DRAIN_HINT_MS = 1000;
+/** The widest a crash's reconnections are spread. */
+const MAX_SPREAD_MS = 30_000;
+/** How long the spread hint remembers a peak of connections. */
+const PEAK_HOLD_MS = 30_000;
+/** How long close() waits for the publishes under way. */
+const CLOSE_WAIT_MS = 5000;
 
 /**
  * The server side of cometbus: publish, server-side subscribe, and the routes that carry messages
@@ -36,11 +47,21 @@ export class MessageBus {
   /** Held long-polls by slot (message_bus's `__seq` replacement, per client id and identity). */
   readonly longPolls = new Map<string, HeldPollSlot>();
   published = 0;
+  private refused = 0;
+  private peakConnections = 0;
+  private peakAt = 0;
   private readonly started: Promise<void>;
   private readonly transports: TransportContext;
   private readonly fast: FastPaths;
   private app?: Hono;
   private closing = false;
+  /** Set by drain(): the health check fails from then on. */
+  private leaving?: Promise<void>;
+  /** Set once drain()'s delay is over: new connections are told to move at once. */
+  private draining = false;
+  /** Publishes not yet acknowledged: close() waits for them, so none acknowledged is lost. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly lag?: LagMonitor;
 
   constructor(options: MessageBusOptions = {}) {
     ({ options: this.options, limits: this.limits } = resolveOptions(options));
@@ -77,7 +98,58 @@ export class MessageBus {
       chunkedEncoding: o.chunkedEncoding,
       longPolls: this.longPolls,
       report: (e) => this.logError(e),
+      drainHint: () => (this.draining ? DRAIN_HINT_MS : null),
+      spreadMs: () => this.spreadMs(),
     };
+    if (o.maxEventLoopLagMs) this.lag = new LagMonitor();
+  }
+
+  /**
+   * How widely this process's clients should spread their reconnection when it goes without a word:
+   * its connections at `reconnectRate` per second, at most 30 s. Counted as the peak of the last
+   * half minute: long-polls answered together are between requests for a moment, yet all come back.
+   */
+  spreadMs(): number {
+    const n = this.hub.connections;
+    const now = Date.now();
+    if (n >= this.peakConnections || now - this.peakAt > PEAK_HOLD_MS) {
+      this.peakConnections = n;
+      this.peakAt = now;
+    }
+    return Math.min(MAX_SPREAD_MS, Math.round((1000 * this.peakConnections) / this.options.reconnectRate));
+  }
+
+  /**
+   * Before a shutdown: the health check fails at once; after `delay` ms (the load balancer's time to
+   * see it) every connection is told to move (reconnect elsewhere, within a second, from its
+   * positions), a batch every 100 ms over `window` ms, so the other processes take them at an even
+   * rate. New connections from then on are told at once; publishes go on. Resolves when every
+   * connection was told; then close(). `Listening.drain` also stops taking new connections then.
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    const { window = this.options.drainWindow, delay = this.options.drainDelay, onMove } = options;
+    return (this.leaving ??= (async () => {
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      onMove?.();
+      this.draining = true;
+      await this.hub.drain(window, DRAIN_HINT_MS);
+    })());
+  }
+
+  /** Whether new connections are refused now (too many, or the loop lags), and what they are told. */
+  private shed(held: boolean): { retryAfterMs: number; why: string } | null {
+    const o = this.options;
+    const retryAfterMs = o.shedRetryAfterMs;
+    // A plain poll holds no connection: only a lagging loop refuses it.
+    if (held && o.maxConnections !== undefined && this.hub.connections >= o.maxConnections) {
+      this.refused++;
+      return { retryAfterMs, why: `overloaded: ${this.hub.connections} connections (at most ${o.maxConnections})` };
+    }
+    if (this.lag && o.maxEventLoopLagMs && this.lag.lagMs > o.maxEventLoopLagMs) {
+      this.refused++;
+      return { retryAfterMs, why: `overloaded: the event loop lags ${Math.round(this.lag.lagMs)} ms` };
+    }
+    return null;
   }
 
   /** Resolves once the backend is connected. Every other method waits for it too. */
@@ -109,7 +181,7 @@ export class MessageBus {
     if (!(size >= 1) || !(age > 0)) throw new ProtocolError("maxBacklogSize must be >= 1 and maxBacklogAge > 0");
     await this.started;
     if (this.closing) throw new Error("cometbus: the bus is closed");
-    const m = await this.backend.append({
+    const appended = this.backend.append({
       channel,
       data: data === undefined ? null : data,
       dataJson,
@@ -121,7 +193,13 @@ export class MessageBus {
       maxBacklogAge: age,
       maxGlobalBacklogSize: this.options.maxGlobalBacklogSize,
     });
-    return { globalId: m.global_id, messageId: m.message_id };
+    this.inFlight.add(appended);
+    try {
+      const m = await appended;
+      return { globalId: m.global_id, messageId: m.message_id };
+    } finally {
+      this.inFlight.delete(appended);
+    }
   }
 
   /**
@@ -208,6 +286,10 @@ export class MessageBus {
       subscribers: this.hub.countByKind(),
       published: this.published,
       delivered: this.hub.delivered,
+      /** New connections and polls refused by load shedding (503, close 1013), since start. */
+      refused: this.refused,
+      /** "draining" from drain() on (the health check fails), "closed" after close(). */
+      state: this.closing ? "closed" : this.leaving ? "draining" : "serving",
     };
   }
 
@@ -215,11 +297,16 @@ export class MessageBus {
     (this.options.onError ?? ((x: unknown) => console.error("cometbus:", x)))(e);
   }
 
-  /** Answers held long-polls, ends streams, closes WebSockets, and disconnects the backend. */
+  /**
+   * Tells every connection to move at once (each told to spread its reconnection over `spreadMs`),
+   * waits for the publishes under way (an acknowledged one is stored), and disconnects the store.
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    this.hub.close();
+    this.hub.close(this.spreadMs());
+    this.lag?.stop();
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
     await this.started.catch(() => {});
     await this.backend.close();
   }
@@ -237,6 +324,9 @@ export class MessageBus {
       publish: (channel, data, opts) => this.publish(channel, data, opts as PublishOptions),
       stats: () => this.stats(),
       clientBundle,
+      draining: () => this.draining,
+      leaving: () => this.leaving !== undefined,
+      shed: (held) => this.shed(held),
     };
   }
 
@@ -249,6 +339,7 @@ export class MessageBus {
       mounted: () => mountRoutes(this.options.base, this.routes()),
       report: (e) => this.logError(e),
       close: () => this.close(),
+      drain: (options) => this.drain(options),
     };
   }
 }

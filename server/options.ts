@@ -47,6 +47,26 @@ export interface MessageBusOptions {
    * server/node/fast-paths.ts); `false` uses the plain ways everywhere. Default true.
    */
   fastPaths?: boolean;
+  /**
+   * Reconnections per second this process asks its clients to keep to when it goes away without a
+   * drain (a crash, a shutdown): each is told to wait a random moment within connections / rate
+   * seconds (at most 30 s). Default 500 (a reconnect costs about 1 ms of a core).
+   */
+  reconnectRate?: number;
+  /** How long `drain()` (and the CLI's SIGTERM) spreads telling connections to move, in ms. Default 10000. */
+  drainWindow?: number;
+  /**
+   * How long `drain()` fails the health check while still serving as usual, before it tells anyone
+   * to move: the load balancer's time to notice (its health-check interval × threshold, or
+   * Kubernetes' endpoint propagation). Default 0.
+   */
+  drainDelay?: number;
+  /** New connections past this many are refused (503 + Retry-After, WebSocket close 1013); held ones are served. Default none. */
+  maxConnections?: number;
+  /** New connections while the event loop lags more than this (ms) are refused, as over maxConnections. Default none. */
+  maxEventLoopLagMs?: number;
+  /** What a refused connection is told to wait, in ms (the client waits between this and twice this). Default 5000. */
+  shedRetryAfterMs?: number;
 }
 
 export interface PublishOptions {
@@ -66,7 +86,18 @@ export interface Published {
 export type ResolvedOptions = Required<
   Pick<
     MessageBusOptions,
-    "base" | "longPollTimeout" | "heartbeatInterval" | "longPolling" | "chunkedEncoding" | "maxBacklogSize" | "maxBacklogAge" | "maxGlobalBacklogSize"
+    | "base"
+    | "longPollTimeout"
+    | "heartbeatInterval"
+    | "longPolling"
+    | "chunkedEncoding"
+    | "maxBacklogSize"
+    | "maxBacklogAge"
+    | "maxGlobalBacklogSize"
+    | "reconnectRate"
+    | "drainWindow"
+    | "drainDelay"
+    | "shedRetryAfterMs"
   >
 > &
   MessageBusOptions;
@@ -84,6 +115,10 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
     maxBacklogSize: 1000,
     maxBacklogAge: 7 * DAY,
     maxGlobalBacklogSize: 2000,
+    reconnectRate: 500,
+    drainWindow: 10_000,
+    drainDelay: 0,
+    shedRetryAfterMs: 5000,
     ...stripUndefined(options),
   };
   resolved.base = resolved.base.replace(/\/+$/, "");

@@ -49,6 +49,16 @@ export function sseEvent(id: string, json: string): string {
   return `id: ${id}\ndata: ${json}\n\n`;
 }
 
+/** An event without an id: an EventSource keeps the last id it had (a drain's "go elsewhere"). */
+export function sseData(json: string): string {
+  return `data: ${json}\n\n`;
+}
+
+/** How long a plain EventSource waits before it reconnects (its `retry` field), in ms. */
+export function sseRetry(ms: number): string {
+  return `retry: ${Math.max(0, Math.round(ms))}\n\n`;
+}
+
 /**
  * An SSE event id holds the whole position of the stream: the epoch and, in the order of the
  * subscription, every channel's last message id (`epoch:5,0,12`). A browser's EventSource sends it
@@ -89,5 +99,6 @@ export const WS_CLOSE = {
   policy: 1008,
   tooBig: 1009,
   serverError: 1011,
+  serviceRestart: 1012,
   tryAgainLater: 1013,
 } as const;

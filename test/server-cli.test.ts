@@ -52,6 +52,8 @@ describe("cometbus serve", () => {
       subscribers: { poll: 0, "long-poll": 0, chunked: 0, sse: 0, websocket: 0, server: 0 },
       published: 0,
       delivered: 0,
+      refused: 0,
+      state: "serving",
     });
 
     const body = JSON.stringify({ channel: "/cli", data: { hello: "wörld 😀" } });

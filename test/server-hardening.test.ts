@@ -1,9 +1,9 @@
-import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../src/envelope.js";
 import { BackendUnavailableError, MemoryBackend, MessageBus, type Snapshot, type StoredMessage } from "../server/index.js";
 import { longPoll, parse, poll, WsClient, wsUrl } from "./fixtures/clients.js";
 import { follow, TRANSPORTS } from "./fixtures/follow.js";
+import { raw, request } from "./fixtures/raw-tcp.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -30,26 +30,6 @@ const WAIT_MS = 5000;
 
 const utf8 = (s: string) => Buffer.byteLength(s);
 const subscribers = () => server!.bus.stats().subscribers;
-
-/** A raw TCP connection that sends `text` in one write and collects what comes back. */
-function raw(port: number, text: string): { socket: Socket; received: () => string; closed: () => boolean } {
-  const socket = connect(port, "127.0.0.1");
-  let data = "";
-  let closed = false;
-  socket.setEncoding("utf8");
-  socket.on("data", (d) => (data += d));
-  socket.on("close", () => (closed = true));
-  socket.on("error", () => {});
-  socket.write(text);
-  return { socket, received: () => data, closed: () => closed };
-}
-
-function request(method: string, path: string, body = "", headers: Record<string, string> = {}): string {
-  const head = Object.entries({ Host: "127.0.0.1", ...headers, ...(body ? { "Content-Length": String(utf8(body)) } : {}) })
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join("");
-  return `${method} ${path} HTTP/1.1\r\n${head}\r\n${body}`;
-}
 
 /** The server still serves: a fresh WebSocket subscribes and receives a publish. */
 async function stillDelivers(s: TestServer): Promise<void> {

@@ -125,16 +125,23 @@ describe("timeouts and heartbeats", () => {
     expect(res.headers.get("cache-control")).toBe("no-cache, no-store, no-transform");
     expect(res.headers.get("x-accel-buffering")).toBe("no");
     const reader = res.body!.getReader();
-    const { value } = await reader.read();
-    expect(new TextDecoder().decode(value)).toBe(
-      `retry: 1000\n: cometbus\n\nid: ${server.bus.backend.epoch}:0\ndata: {"global_id":-1,"message_id":-1,"channel":"/__status","data":{"__epoch":"${server.bus.backend.epoch}","/t":0}}\n\n`,
+    const decoder = new TextDecoder();
+    // The preamble comes first, before any store read; the head status (epoch, spread hint, where
+    // each channel starts) right after.
+    const first = decoder.decode((await reader.read()).value, { stream: true });
+    expect(first.startsWith("retry: 1000\n: cometbus\n\n")).toBe(true);
+    let text = first;
+    while (!text.endsWith("}}\n\n")) text += decoder.decode((await reader.read()).value, { stream: true });
+    const epoch = server.bus.backend.epoch;
+    expect(text).toMatch(
+      new RegExp(`^retry: 1000\\n: cometbus\\n\\nid: ${epoch}:0\\ndata: \\{"global_id":-1,"message_id":-1,"channel":"/__status","data":\\{"__epoch":"${epoch}","__spread":\\d+,"/t":0\\}\\}\\n\\n$`),
     );
     await reader.cancel();
   });
 });
 
 describe("shutdown and slow consumers", () => {
-  it("bus.close() answers held polls, ends streams and closes sockets with 1001", async () => {
+  it("bus.close() tells held polls, streams and sockets to move (each within the spread hint), then ends them", async () => {
     server = await startServer({ longPollTimeout: 30_000 });
     const held = longPoll(server.base, "c1", { "/s": 0 });
     const chunks: Message[][] = [];
@@ -146,12 +153,16 @@ describe("shutdown and slow consumers", () => {
       const s = subscribers();
       return s["long-poll"] === 1 && s.chunked === 1 && s.sse === 1 && s.websocket === 1;
     }, "all connected");
+    // Four connections at the default 500 reconnects/s: come back within 8 ms.
+    const hint = server.bus.spreadMs();
+    expect(hint).toBe(8);
     const closing = server.close();
     server = undefined;
-    expect((await held).text).toBe("[]");
-    expect((await chunked).raw).toBe("[]\r\n|\r\n[]\r\n|\r\n");
+    const drain = `[{"global_id":-1,"message_id":-1,"channel":"/__status","data":{"__drain":${hint}}}]`;
+    expect((await held).text).toBe(drain);
+    expect((await chunked).raw).toBe(`[]\r\n|\r\n${drain}\r\n|\r\n[]\r\n|\r\n`);
     expect((await stream).ended).toBe("server");
-    expect(await ws.whenClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    expect(await ws.whenClosed()).toEqual({ code: 1012, reason: `service restart: reconnect within ${hint} ms` });
     await closing;
   });
 

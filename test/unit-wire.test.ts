@@ -153,7 +153,7 @@ describe("SSE event ids: the epoch and every channel's position", () => {
 
 describe("WebSocket close codes", () => {
   it("are the ones the README promises", () => {
-    expect(WS_CLOSE).toEqual({ normal: 1000, goingAway: 1001, invalidData: 1007, policy: 1008, tooBig: 1009, serverError: 1011, tryAgainLater: 1013 });
+    expect(WS_CLOSE).toEqual({ normal: 1000, goingAway: 1001, invalidData: 1007, policy: 1008, tooBig: 1009, serverError: 1011, serviceRestart: 1012, tryAgainLater: 1013 });
   });
 });
 

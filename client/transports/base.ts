@@ -1,4 +1,4 @@
-import { jitter, linearBackoff } from "../backoff.js";
+import { afterRetryAfter, jitter, linearBackoff, within } from "../backoff.js";
 import { HttpError } from "../http.js";
 import type { Host, Transport, TransportEvents, TransportName } from "../types.js";
 
@@ -81,19 +81,50 @@ export abstract class BaseTransport implements Transport {
     if (this.running) this.events.activity(this, ended);
   }
 
-  /** HTTP transports keep going on their own: 429 waits as told, other errors back off linearly. */
+  /**
+   * The server said where to go (a drain, a shutdown): this connection ends, and the same transport
+   * connects again at a random moment within `hintMs` (through the load balancer, to another process).
+   * Not a failure: nothing is held against the transport.
+   */
+  protected moveOn(hintMs: number): void {
+    this.gen++;
+    this.disconnect();
+    this.later(Math.max(this.host.options.minPollInterval, within(hintMs)));
+  }
+
+  /**
+   * A connection that worked was cut without a word (a crash, a proxy): connect again at a random
+   * moment within the server's last spread hint, so that a process's clients do not all come back in
+   * the same instant. A small server's hint is near 0: then it is at once.
+   */
+  protected cutAfterWorking(): void {
+    this.moveOn(this.host.spreadMs);
+  }
+
+  /** The server refused for now and said for how long (overloaded: 503, 429, close 1013): wait, with jitter. */
+  protected comeBackAfter(retryAfterMs: number): void {
+    this.gen++;
+    this.disconnect();
+    this.later(Math.max(this.host.options.minPollInterval, afterRetryAfter(retryAfterMs)));
+  }
+
+  /** HTTP transports keep going on their own: 429 and 503 wait as told, other errors back off linearly. */
   protected httpError(e: unknown): void {
     const o = this.host.options;
+    if (e instanceof HttpError && (e.status === 429 || e.status === 503) && e.retryAfter !== null) {
+      return this.comeBackAfter(e.retryAfter);
+    }
     this.gen++;
     this.disconnect();
     if (e instanceof HttpError && e.status === 429) {
-      this.later(Math.max(o.minPollInterval, e.retryAfter ?? o.callbackInterval));
+      this.later(Math.max(o.minPollInterval, o.callbackInterval));
       return;
     }
     this.failures++;
     // The first error after answers that worked is most often a proxy's hiccup (a 502 from an upstream
-    // keepalive race, a restart behind nginx): ask again soon. Errors in a row back off linearly.
-    if (this.failures === 1) this.later(jitter(Math.max(o.minPollInterval, 1000)));
+    // keepalive race, a restart behind nginx) or the server gone (a crash): ask again soon, but spread
+    // as the server asked, so its clients do not come back at once. Errors in a row back off linearly.
+    if (this.failures === 1) this.later(Math.max(jitter(Math.max(o.minPollInterval, 1000)), within(this.host.spreadMs)));
     else this.later(linearBackoff(this.failures - 1, o.callbackInterval, o.maxPollInterval));
     // A failed request completed too: message-bus-client asks shouldLongPoll after every request.
     this.activity(true);

@@ -1,4 +1,5 @@
 import { decodeChunks } from "../../src/wire.js";
+import { hintsOf, spreadHeader } from "../hints.js";
 import { HttpError, postSubscription, readText } from "../http.js";
 import type { Message } from "../types.js";
 import { BaseTransport, isMessageArray } from "./base.js";
@@ -40,11 +41,13 @@ export class LongPollTransport extends BaseTransport {
     // The server ends a chunked answer with a `[]` chunk; a stream that stops without it was cut.
     let cut = chunked;
     let chunksSeen = 0;
+    let drain: number | undefined;
     const take = (batch: unknown) => {
       if (!isMessageArray(batch)) throw new Error("long-poll answer is not an array");
       this.host.stats.frames++;
       this.failures = 0;
       if (batch.length) got = true;
+      drain = hintsOf(batch).drain ?? drain;
       // Positions first: the negotiator probes only once every -1 has been answered.
       this.host.receive(batch as Message[], sentEpoch);
       if (this.current(gen)) this.events.up(this);
@@ -62,6 +65,7 @@ export class LongPollTransport extends BaseTransport {
       const body = { ...this.host.subscription(), __seq: ++this.seq };
       const res = await postSubscription(this.host, this.host.url("poll"), body, ac.signal, chunked ? undefined : { "Dont-Chunk": "true" });
       if (!this.current(gen)) return;
+      spreadHeader(this.host, res);
       const type = res.headers.get("content-type") ?? "";
       if (!chunked || type.startsWith("application/json")) {
         const text = await res.text();
@@ -91,6 +95,11 @@ export class LongPollTransport extends BaseTransport {
       }
       this.quiet();
       clearTimeout(this.firstChunk);
+      // Told to move (a drain): the next request within the hint, through the balancer to another process.
+      if (drain !== undefined) {
+        this.moveOn(drain);
+        return this.activity(true);
+      }
       // Straight on after data; an answer that came back empty and early waits out the interval.
       this.later(got || cut ? o.minPollInterval : Math.max(o.minPollInterval, o.callbackInterval - (Date.now() - startedAt)));
       this.activity(true);
@@ -99,9 +108,8 @@ export class LongPollTransport extends BaseTransport {
       // A held request answered 502/504 or dropped after a while is a proxy's read timeout cutting a
       // quiet long-poll, not a failing server: ask again at once. Quick failures still back off.
       if (isProxyCut(e) && Date.now() - startedAt > PROXY_CUT_AFTER_MS) {
-        this.gen++;
-        this.disconnect();
-        this.later(o.minPollInterval);
+        // Or the server gone while it held us, with every other client it held: spread as it asked.
+        this.cutAfterWorking();
         this.activity(true);
       } else this.httpError(e);
     }

@@ -1,4 +1,5 @@
 import { isStatus } from "../../src/envelope.js";
+import { spreadHeader } from "../hints.js";
 import { postSubscription } from "../http.js";
 import { askedRecently, waitBeforeLookingAgain } from "../last-request.js";
 import { BaseTransport, isMessageArray } from "./base.js";
@@ -22,7 +23,10 @@ export class PollTransport extends BaseTransport {
     const startedAt = Date.now();
     this.alive(gen);
     postSubscription(this.host, this.host.url("poll") + "?dlp=t", this.host.subscription(), ac.signal)
-      .then((res) => res.text())
+      .then((res) => {
+        spreadHeader(this.host, res);
+        return res.text();
+      })
       .then((text) => {
         if (!this.current(gen)) return;
         this.quiet();

@@ -1,4 +1,5 @@
 import { stampRequest } from "../last-request.js";
+import { hintsOf, reasonMs } from "../hints.js";
 import type { Message } from "../types.js";
 import { BaseTransport } from "./base.js";
 
@@ -17,6 +18,8 @@ async function socketClass(): Promise<SocketClass> {
 
 /** Close codes that mean our frames were wrong: retrying soon would only repeat the mistake. */
 const OUR_FAULT = [1007, 1008, 1009];
+/** Going away (1001), service restart (1012): the server moves us, on purpose. */
+const MOVE = [1001, 1012];
 const TRY_AGAIN = 1013;
 
 /**
@@ -40,9 +43,16 @@ export class WebSocketTransport extends BaseTransport {
     const o = this.host.options;
     this.asked = null;
     let answered = false;
-    this.handshake = setTimeout(() => {
-      if (this.current(gen)) this.give(`not welcomed within ${o.firstChunkTimeout} ms`);
-    }, o.firstChunkTimeout);
+    // A socket that opened but says nothing leads nowhere (a proxy that accepted the upgrade and
+    // forwards nothing): given up at once. One not even open yet may be a busy server: a second
+    // chance, twice as long, while HTTP delivers (docs/protocol.md#65-websocket).
+    const deadline = (ms: number, second: boolean) =>
+      setTimeout(() => {
+        if (!this.current(gen)) return;
+        if (second || this.ws?.readyState === 1) this.give(`not welcomed within ${o.firstChunkTimeout} ms${second ? " (not even opened)" : ""}`);
+        else this.handshake = deadline(2 * ms, true);
+      }, ms);
+    this.handshake = deadline(o.firstChunkTimeout, false);
     let ws: WebSocket;
     try {
       const Socket = await socketClass();
@@ -68,6 +78,10 @@ export class WebSocketTransport extends BaseTransport {
       } catch {
         return this.give("frame is not a JSON array");
       }
+      // How widely to spread a reconnection if this socket is ever cut: in the welcome, and again
+      // in a heartbeat whenever the server has filled up or emptied since.
+      const { spread } = hintsOf(batch);
+      if (spread !== undefined) this.host.spreadMs = spread;
       if (!this.asked) {
         // The welcome names the server's epoch, but the subscription must carry the epoch our
         // positions belong to, so the server can tell them apart; the answer brings the new one.
@@ -87,12 +101,18 @@ export class WebSocketTransport extends BaseTransport {
     };
     ws.onclose = (ev: CloseEvent) => {
       if (!this.current(gen)) return;
-      if (ev.code === TRY_AGAIN && answered) {
+      // Moved (a drain, a shutdown): back within the hint, on this transport; nothing failed.
+      if (MOVE.includes(ev.code)) return this.moveOn(reasonMs(ev.reason, "within") ?? this.host.spreadMs);
+      if (ev.code === TRY_AGAIN) {
+        // Refused for now (overloaded): back after the time it named.
+        const retry = reasonMs(ev.reason, "retry after");
+        if (retry !== null) return this.comeBackAfter(retry);
         // Too slow for the server: reconnect and resume from the backlog.
-        this.gen++;
-        this.disconnect();
-        return this.later(o.minPollInterval);
+        if (answered) return this.moveOn(o.minPollInterval);
       }
+      // A socket that worked, cut without a word (a crash, a proxy): back on this transport, spread;
+      // only if it cannot even be opened again does the transport give way.
+      if (answered && !OUR_FAULT.includes(ev.code)) return this.cutAfterWorking();
       this.give(`closed ${ev.code}${ev.reason ? " " + ev.reason : ""}`, OUR_FAULT.includes(ev.code) ? o.maxPollInterval : undefined);
     };
     ws.onerror = () => {

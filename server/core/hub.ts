@@ -1,6 +1,22 @@
 import type { Outgoing } from "./outgoing.js";
 import type { Subscriber, SubscriberHost, TransportKind } from "./subscriber.js";
 
+/** After the I/O of this turn, so a burst of publishes is flushed once (setTimeout where there is no setImmediate). */
+const afterIo: (fn: () => void) => void =
+  typeof setImmediate === "function" ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+
+/** A timer that does not keep the process alive, on runtimes that can say so. */
+function unref(timer: unknown): void {
+  (timer as { unref?(): void }).unref?.();
+}
+
+/** How often a drain tells its next batch of connections to move. */
+const DRAIN_TICK_MS = 100;
+/** How often connections are asked whether a hint they were given has changed. */
+const HINT_TICK_MS = 1000;
+
+const NO_KINDS = (): Record<TransportKind, number> => ({ poll: 0, "long-poll": 0, chunked: 0, sse: 0, websocket: 0, server: 0 });
+
 /**
  * channel → subscribers in this process, and the once-per-tick flush: a subscriber that has several
  * messages due gets them in one write.
@@ -10,7 +26,10 @@ export class Hub implements SubscriberHost {
   readonly subscribers = new Set<Subscriber>();
   private dirty: Subscriber[] = [];
   private scheduled = false;
-  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeatTimer?: ReturnType<typeof setInterval>;
+  private readonly hintTimer: ReturnType<typeof setInterval>;
+  /** Subscribers by kind, kept as they come and go: read for every new connection's hints. */
+  private readonly kinds = NO_KINDS();
   delivered = 0;
 
   constructor(
@@ -22,8 +41,14 @@ export class Hub implements SubscriberHost {
       this.heartbeatTimer = setInterval(() => {
         for (const s of this.subscribers) this.guard(s, () => s.heartbeat());
       }, heartbeatMs);
-      this.heartbeatTimer.unref();
+      unref(this.heartbeatTimer);
     }
+    // Hints that change as the process fills or empties (the spread) are retold within a second, not
+    // a heartbeat (25 s) later: the first clients after a deploy were told ~0 ms.
+    this.hintTimer = setInterval(() => {
+      for (const s of this.subscribers) this.guard(s, () => s.retell());
+    }, HINT_TICK_MS);
+    unref(this.hintTimer);
   }
 
   /** Runs `fn` for one subscriber: one that throws must not cost the others their messages. */
@@ -41,7 +66,10 @@ export class Hub implements SubscriberHost {
   }
 
   add(sub: Subscriber, channels: readonly string[]): void {
-    this.subscribers.add(sub);
+    if (!this.subscribers.has(sub)) {
+      this.subscribers.add(sub);
+      this.kinds[sub.kind]++;
+    }
     for (const ch of channels) {
       let set = this.channels.get(ch);
       if (!set) this.channels.set(ch, (set = new Set()));
@@ -54,7 +82,7 @@ export class Hub implements SubscriberHost {
       const set = this.channels.get(ch);
       if (set?.delete(sub) && set.size === 0) this.channels.delete(ch);
     }
-    if (all) this.subscribers.delete(sub);
+    if (all && this.subscribers.delete(sub)) this.kinds[sub.kind]--;
   }
 
   publish(o: Outgoing): void {
@@ -66,7 +94,7 @@ export class Hub implements SubscriberHost {
     this.dirty.push(s);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flush);
+      afterIo(this.flush);
     }
   }
 
@@ -87,19 +115,52 @@ export class Hub implements SubscriberHost {
   }
 
   countByKind(): Record<TransportKind, number> {
-    const counts: Record<TransportKind, number> = { poll: 0, "long-poll": 0, chunked: 0, sse: 0, websocket: 0, server: 0 };
-    for (const s of this.subscribers) counts[s.kind]++;
-    return counts;
+    return { ...this.kinds };
+  }
+
+  /** Connections held: every subscriber but the server's own. */
+  get connections(): number {
+    return this.subscribers.size - this.kinds.server;
+  }
+
+  /**
+   * Tells every connection to move (Subscriber.move), over `windowMs`: a batch every tick, in random
+   * order, each told to come back within `hintMs`. A deploy's reconnections then reach the other
+   * processes at an even rate instead of all at once. Resolves once every one was told.
+   */
+  drain(windowMs: number, hintMs: number): Promise<void> {
+    const list = [...this.subscribers].filter((s) => s.kind !== "server");
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [list[i], list[j]] = [list[j], list[i]];
+    }
+    const per = Math.max(1, Math.ceil((list.length * DRAIN_TICK_MS) / Math.max(windowMs, DRAIN_TICK_MS)));
+    return new Promise((resolve) => {
+      let next = 0;
+      const step = () => {
+        for (const s of list.slice(next, next + per)) if (!s.closed) this.guard(s, () => s.move(hintMs));
+        next += per;
+        if (next >= list.length) resolve();
+        else setTimeout(step, DRAIN_TICK_MS);
+      };
+      step();
+    });
   }
 
   get channelCount(): number {
     return this.channels.size;
   }
 
-  close(): void {
+  /**
+   * Shuts down: every connection told to move at once, each to come back within `hintMs` (so they
+   * spread their own reconnections), the server's own subscribers closed.
+   */
+  close(hintMs = 0): void {
     clearInterval(this.heartbeatTimer);
-    for (const s of [...this.subscribers]) this.guard(s, () => s.close());
+    clearInterval(this.hintTimer);
+    for (const s of [...this.subscribers]) this.guard(s, () => (s.kind === "server" ? s.close() : s.move(hintMs)));
     this.subscribers.clear();
     this.channels.clear();
+    Object.assign(this.kinds, NO_KINDS());
   }
 }

@@ -29,4 +29,7 @@ export class ServerSubscriber extends Subscriber {
     this.closed = true;
     this.leave();
   }
+
+  /** A server-side subscriber stays with its process. */
+  move(): void {}
 }

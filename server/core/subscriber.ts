@@ -102,6 +102,8 @@ export abstract class Subscriber {
     writer: CatchUpWriter,
     { pageBytes, retry }: { pageBytes: number; retry?: (e: unknown, attempt: number) => void },
   ): Promise<void> {
+    // Gone before it began (the client left while its stream opened): nothing to register.
+    if (this.closed) return;
     this.register(asked.keys());
     try {
       let from = asked;
@@ -196,6 +198,16 @@ export abstract class Subscriber {
   /** Streams get a heartbeat from the hub's shared timer. */
   heartbeat(): void {}
 
-  /** Ends the connection (server shutdown, replaced long-poll). */
+  /** Every second: a stream tells its client again what changed since (the spread hint), if anything did. */
+  retell(): void {}
+
+  /** Ends the connection (a replaced long-poll, a refused subscribe). */
   abstract close(): void;
+
+  /**
+   * This server is going away (a drain, a shutdown): the client is told to reconnect within `hintMs`
+   * and the connection is closed, so that a load balancer sends it to another process. It resumes
+   * from its positions and loses nothing.
+   */
+  abstract move(hintMs: number): void;
 }

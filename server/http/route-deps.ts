@@ -16,6 +16,15 @@ export interface RouteBus {
   stats(): object;
   /** The browser bundle's text, or null when it is not built. */
   clientBundle(): string | null;
+  /** Draining: every answer closes its connection, the health check fails. */
+  draining(): boolean;
+  /** Draining, or about to: the health check fails. */
+  leaving(): boolean;
+  /**
+   * Non-null when a new request is refused now (load shedding): how long to wait, and why. `held`:
+   * it would hold a connection (a long-poll, a stream, a socket), which a connection limit counts.
+   */
+  shed(held: boolean): { retryAfterMs: number; why: string } | null;
 }
 
 /** What the routes need of the runtime serving them. */

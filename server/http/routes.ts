@@ -53,6 +53,9 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     }
     await next();
     runtime.discardUnreadBody(c);
+    // Draining: every answer closes its connection, so the client's next request goes through the
+    // load balancer to another process.
+    if (bus.draining() && c.res !== x.gone()) c.res.headers.set("Connection", "close");
     // JSON and text bodies are never to be sniffed as HTML; errors are never to be cached. (A response
     // the runtime wrote itself carries its own headers; the marker it returns may be shared: untouched.)
     if (c.res === x.gone()) return;
@@ -64,13 +67,25 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   // message_bus answers preflights with 200; cross-origin use is configured by the app's own CORS middleware.
   app.options("*", (c) => c.text("OK", 200, NO_CACHE));
 
+  /** Load shedding: a new subscription is refused while the process is over its limits. */
+  const refused = (c: Context, held: boolean) => {
+    const shed = bus.shed(held);
+    if (!shed) return null;
+    const retry = Math.max(1, Math.ceil(shed.retryAfterMs / 1000));
+    return c.json({ error: `${shed.why}: retry after ${retry} s` }, 503, { "Retry-After": String(retry), ...ERROR_HEADERS });
+  };
+
   app.on(["GET", "POST"], "/:clientId/poll", limit, async (c) => {
+    const no = refused(c, !c.req.url.includes("dlp=t"));
+    if (no) return no;
     const x = c.get("x");
     const { sub, who } = await readSubscribe(bus, c, x);
     return handlePoll(bus.transports, x, sub, who);
   });
 
   app.on(["GET", "POST"], "/:clientId/sse", limit, async (c) => {
+    const no = refused(c, true);
+    if (no) return no;
     const x = c.get("x");
     const { sub, who } = await readSubscribe(bus, c, x);
     return handleSse(bus.transports, x, sub, who);
@@ -79,6 +94,9 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   app.get("/:clientId/ws", (c) => wsRoute(bus, runtime, c));
 
   app.get("/stats", (c) => c.json(bus.stats(), 200, NO_CACHE));
+
+  // For a load balancer: fails from the moment a drain begins, so it stops sending new connections here.
+  app.get("/health", (c) => (bus.leaving() ? c.json({ status: "draining" }, 503, ERROR_HEADERS) : c.json({ status: "ok" }, 200, NO_CACHE)));
 
   app.post("/publish", publishLimit, async (c) => {
     const token = bus.publishToken;

@@ -35,13 +35,14 @@ export class WebExchange implements Exchange {
     return true;
   }
 
-  json(body: string): Response {
-    return new Response(body, { status: 200, headers: JSON_HEADERS });
+  json(body: string, headers?: Record<string, string>): Response {
+    return new Response(body, { status: 200, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
   }
 
-  later(): LaterAnswer {
+  later(headers?: () => Record<string, string>): LaterAnswer {
+    // The runtime keeps its connections as it likes: no way to ask it to close one after this.
     let answer!: (body: string) => void;
-    const response = new Promise<Response>((resolve) => (answer = (body) => resolve(this.json(body))));
+    const response = new Promise<Response>((resolve) => (answer = (body) => resolve(this.json(body, headers?.()))));
     return { answer, response };
   }
 
@@ -112,6 +113,7 @@ class StreamSink implements Sink {
   }
 
   end(last?: string): void {
+    // A web stream cannot close its connection; ending the stream is all it can do.
     if (this.ended) return;
     if (last) this.controller.enqueue(this.encoder.encode(last));
     this.controller.close();

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { checkClientId } from "../../src/channel.js";
 import { truncateUtf8 } from "../../src/text.js";
+import { WS_CLOSE } from "../../src/wire.js";
 import { WsSubscriber } from "../transports/websocket.js";
 import type { RouteBus, RouteRuntime } from "./route-deps.js";
 
@@ -39,6 +40,14 @@ export async function wsRoute(bus: RouteBus, runtime: RouteRuntime, c: Context):
   if (!upgrading) return c.json({ error: "this URL takes a WebSocket upgrade (GET with Upgrade: websocket)" }, 426);
   // A header value holds no control characters (Node refuses them), so only its length needs a bound.
   if (!originAllowed(bus.allowedOrigins, c)) return c.json({ error: `origin not allowed: ${truncateUtf8(c.req.header("origin") ?? "", 200)}` }, 403);
+  const shed = bus.shed(true);
+  if (shed) {
+    // A browser sees no HTTP status of a refused upgrade, only a close: the socket is taken and closed 1013.
+    return runtime.upgrade(c, (socket) => {
+      socket.close(WS_CLOSE.tryAgainLater, `${shed.why}: retry after ${Math.round(shed.retryAfterMs)} ms`);
+      return { receive() {}, gone() {} };
+    });
+  }
   const who = await bus.identify(c, clientId);
   // Kept only when an `authorize` hook needs the upgrade request later, for each subscribe.
   const authorize = bus.authorizes ? (channels: Iterable<string>) => bus.authorizeAll(c, channels) : null;

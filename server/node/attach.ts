@@ -8,6 +8,15 @@ import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 import { explainingWebSocket } from "./ws-frames.js";
 import { NodeWsSocket } from "./ws-socket.js";
 
+export interface DrainOptions {
+  /** Over how long connections are told to move, in ms. Default: the `drainWindow` option. */
+  window?: number;
+  /** How long the health check fails first, in ms. Default: the `drainDelay` option. */
+  delay?: number;
+  /** Called when the delay is over, just before the first connections are told (a server stops accepting then). */
+  onMove?: () => void;
+}
+
 /** What `listen` and `attach` need of the bus (the facade gives it; the adapter never sees MessageBus). */
 export interface NodeLink {
   readonly base: string;
@@ -18,6 +27,8 @@ export interface NodeLink {
   report(e: unknown): void;
   /** Closes the bus: held polls answered, streams ended, sockets closed, the store let go. */
   close(): Promise<void>;
+  /** The bus's drain: connections told to move, spread over the window. */
+  drain(options?: DrainOptions): Promise<void>;
 }
 
 /** A host name or address with an optional port: nothing that could change the URL's path. */

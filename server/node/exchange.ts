@@ -56,17 +56,17 @@ export class NodeExchange implements Exchange {
     return onClientGone(this.env.incoming, this.env.outgoing, fn);
   }
 
-  json(body: string): Response {
-    return new Response(body, { status: 200, headers: JSON_HEADERS });
+  json(body: string, headers?: Record<string, string>): Response {
+    return new Response(body, { status: 200, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
   }
 
-  later(): LaterAnswer {
+  later(headers?: () => Record<string, string>): LaterAnswer {
     // The held poll keeps just the ServerResponse; the answer is one direct write.
     const out = this.env.outgoing;
     return {
-      answer: (body) => {
+      answer: (body, close) => {
         if (out.destroyed) return;
-        out.writeHead(200, { ...JSON_HEADERS, "Content-Length": Buffer.byteLength(body) });
+        out.writeHead(200, { ...JSON_HEADERS, ...headers?.(), "Content-Length": Buffer.byteLength(body), ...(close ? { Connection: "close" } : {}) });
         out.end(body);
       },
       response: RESPONSE_ALREADY_SENT,

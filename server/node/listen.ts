@@ -4,12 +4,17 @@ import type { Duplex } from "node:stream";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Hono } from "hono";
 import { truncateUtf8 } from "../../src/text.js";
-import { attach, type NodeLink, ownUpgradeListener } from "./attach.js";
+import { attach, type DrainOptions, type NodeLink, ownUpgradeListener } from "./attach.js";
 
 export interface Listening {
   server: Server;
   port: number;
   url: string;
+  /**
+   * The bus's `drain`: the health check fails; after `delay` ms no new connection is accepted and
+   * those held are told to move, spread over `window` ms. Resolves when every one was told; close() then.
+   */
+  drain(options?: Omit<DrainOptions, "onMove">): Promise<void>;
   /** Stops accepting, ends every connection, and closes the bus. */
   close(): Promise<void>;
 }
@@ -56,10 +61,16 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
   });
   const actual = (server.address() as AddressInfo).port;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  // Once: no new connection from now on (Node closes the idle keep-alive ones too); resolves when none is left.
+  let stopped: Promise<void> | undefined;
+  const stopAccepting = () => (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
   return {
     server,
     port: actual,
     url: `http://${host}:${actual}`,
+    async drain(options) {
+      await link.drain({ ...options, onMove: () => void stopAccepting() });
+    },
     async close() {
       await link.close();
       await new Promise<void>((resolve) => {
@@ -76,7 +87,7 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
           // answers the close frame held close() for ws's 30 s closing timeout.
           spare.destroyAll();
         }, 1000);
-        server.close(() => {
+        void stopAccepting().then(() => {
           clearInterval(idle);
           clearTimeout(cut);
           resolve();

@@ -69,10 +69,12 @@ export class NodeSink implements Sink {
     });
   }
 
-  end(last?: string): void {
+  end(last?: string, close = false): void {
     if (this.ended) return;
     this.ended = true;
-    this.out.end(last);
+    // The socket is kept now: once the response is written, Node detaches it for the next request.
+    const socket = this.out.socket;
+    this.out.end(last, close ? () => socket?.end() : undefined);
     this.owner.finish();
   }
 

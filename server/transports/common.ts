@@ -66,3 +66,12 @@ export function beginStream(run: (begun: () => void) => Promise<void>, late: (e:
 export function reportLate(ctx: { report(e: unknown): void }, e: unknown): void {
   if (!(e instanceof BackendUnavailableError)) ctx.report(e);
 }
+
+/**
+ * Whether a stream should be told the spread hint again: the hint a connection was given when it
+ * came is stale once the process has filled up (the first clients after a deploy were told ~0 ms).
+ * Retold when it moved by more than a quarter and 100 ms: a handful of times while a process fills.
+ */
+export function spreadMoved(told: number, now: number): boolean {
+  return Math.abs(now - told) > Math.max(100, told / 4);
+}

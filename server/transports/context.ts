@@ -25,4 +25,11 @@ export interface TransportContext {
   readonly longPolls: Map<string, HeldPollSlot>;
   /** Where unexpected errors go (never a client's mistake). */
   report(e: unknown): void;
+  /** While the bus drains: within how many ms a client is to come back elsewhere; null otherwise. */
+  drainHint(): number | null;
+  /**
+   * Within how many ms a client cut without a word (a crash) should reconnect, at a random moment:
+   * the more connections this process holds, the wider, so they do not all come back at once.
+   */
+  spreadMs(): number;
 }

@@ -18,7 +18,8 @@ export interface Sink {
   writeShared(text: SharedText): void;
   /** Writes, and resolves true once `chunk` is on the network; false if that takes `ms` or the client goes. */
   writeAndWait(chunk: string, ms: number): Promise<boolean>;
-  end(last?: string): void;
+  /** Ends the response; with `close`, the connection too once it is written (a drain: come back through the load balancer). */
+  end(last?: string, close?: boolean): void;
   /** Cuts the connection at once: what is buffered for a client that does not read is freed. */
   destroy(): void;
   /** Bytes written but not yet taken by the network. */
@@ -28,7 +29,8 @@ export interface Sink {
 
 /** An answer decided later (a held long-poll). */
 export interface LaterAnswer {
-  answer(body: string): void;
+  /** With `close`, the connection is closed after it (a drain). */
+  answer(body: string, close?: boolean): void;
   /** What the request handler returns now. */
   readonly response: Response | Promise<Response>;
 }
@@ -48,9 +50,10 @@ export interface Exchange {
   turn(): boolean | Promise<boolean>;
   /** Calls `fn` once the client is gone; false (and `fn` not kept) if it is gone already. */
   onGone(fn: () => void): boolean;
-  /** A JSON answer now, with the bus's headers. */
-  json(body: string): Response;
-  later(): LaterAnswer;
+  /** A JSON answer now, with the bus's headers (and these). */
+  json(body: string, headers?: Record<string, string>): Response;
+  /** A JSON answer due later (a held long-poll); `headers` are asked for when it is answered. */
+  later(headers?: () => Record<string, string>): LaterAnswer;
   /**
    * Opens a response that stays open. The owner is told when it ends: the client left, or the
    * stream was ended or cut. (An object, not a closure: a closure made where the stream is opened

@@ -51,7 +51,7 @@ abstract class HeldPoll extends Subscriber {
 class LongPoll extends HeldPoll {
   readonly kind = "long-poll";
   /** Set once the poll is held; an answer due before that waits in `answered` for handlePoll. */
-  answer?: (body: string) => void;
+  answer?: (body: string, close?: boolean) => void;
   answered?: string;
 
   send(batch: Outgoing[], status: StatusData | null): void {
@@ -62,10 +62,14 @@ class LongPoll extends HeldPoll {
     this.respond("[]");
   }
 
-  respond(body: string): void {
+  move(hintMs: number): void {
+    this.respond(batchJson([], { __drain: hintMs }), true);
+  }
+
+  respond(body: string, close = false): void {
     if (this.closed) return;
     this.finish();
-    if (this.answer) this.answer(body);
+    if (this.answer) this.answer(body, close);
     else this.answered = body;
   }
 }
@@ -111,6 +115,12 @@ class ChunkedPoll extends HeldPoll {
     // No stream yet while the backlog is read: handlePoll then answers `[]` itself.
     this.sink?.end(encodeChunk("[]"));
   }
+
+  move(hintMs: number): void {
+    if (this.closed) return;
+    this.finish();
+    this.sink?.end(encodeChunk(batchJson([], { __drain: hintMs })) + encodeChunk("[]"), true);
+  }
 }
 
 /**
@@ -122,11 +132,16 @@ class ChunkedPoll extends HeldPoll {
  */
 export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscription, who: Identity): Promise<Response> {
   const size = pageBytes(ctx.limits);
+  // How widely a client cut without a word spreads its reconnection (docs/protocol.md#75-moving-spreading-and-shedding).
+  const hints = { "X-Cometbus-Spread": String(ctx.spreadMs()) };
+  const drain = ctx.drainHint();
   const longPolling = ctx.longPolling && !x.search.includes("dlp=t");
-  if (!longPolling) {
+  if (!longPolling || drain !== null) {
+    // Draining, a long-poll is not held: what is due now, and where to go (the routes close the connection).
     const cu = await CatchUp.open(ctx.backend, sub.positions, sub.epoch, who);
     const { messages } = await cu.next(size);
-    return x.json(batchJson(messages, cu.status()));
+    const status = cu.status();
+    return x.json(batchJson(messages, drain === null || !longPolling ? status : { ...status, __drain: drain }), hints);
   }
 
   // message_bus looks at the header's presence, whatever its value (even empty).
@@ -134,7 +149,7 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
   const seq = sub.seq ?? 0;
   const slot = pollSlot(who);
   const previous = ctx.longPolls.get(slot);
-  if (previous && previous.seq > seq) return x.json("[]");
+  if (previous && previous.seq > seq) return x.json("[]", hints);
   previous?.close();
 
   const poll: HeldPoll = chunked ? new ChunkedPoll(ctx, who, seq, slot, ctx.limits) : new LongPoll(ctx, who, seq, slot);
@@ -144,7 +159,7 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
     poll.finish();
     return x.gone();
   }
-  if (poll.closed) return x.json("[]"); // replaced while waiting for its turn
+  if (poll.closed) return x.json("[]", hints); // replaced while waiting for its turn
 
   if (poll instanceof LongPoll) {
     try {
@@ -159,10 +174,11 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
       poll.finish();
       throw e;
     }
-    if (poll.answered !== undefined) return x.json(poll.answered);
-    if (poll.closed) return x.json("[]"); // replaced or aborted while reading the backlog
+    if (poll.answered !== undefined) return x.json(poll.answered, hints);
+    if (poll.closed) return x.json("[]", hints); // replaced or aborted while reading the backlog
     // Held: the runtime keeps what it needs to answer later (on Node, just the response object).
-    const later = x.later();
+    // Its hints as of the answer: the process may have filled up while it was held.
+    const later = x.later(() => ({ "X-Cometbus-Spread": String(ctx.spreadMs()) }));
     poll.answer = later.answer;
     poll.hold(ctx.longPollTimeout);
     return later.response;
@@ -176,7 +192,7 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
       (began) =>
         chunkedPoll.load(ctx.backend, sub.positions, sub.epoch, {
           begin: () => {
-            const opened = x.stream({ ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no" }, chunkedPoll);
+            const opened = x.stream({ ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no", ...hints }, chunkedPoll);
             chunkedPoll.sink = opened.sink;
             response = opened.response;
             chunkedPoll.hold(ctx.longPollTimeout);
@@ -194,5 +210,5 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
     chunkedPoll.finish();
     throw e;
   }
-  return begun && response ? response : x.json("[]"); // replaced or aborted before the stream began
+  return begun && response ? response : x.json("[]", hints); // replaced or aborted before the stream began
 }

@@ -1,13 +1,13 @@
-import { statusMessage, type StatusData } from "../../src/envelope.js";
+import { encodeStatus, statusMessage, type StatusData } from "../../src/envelope.js";
 import { type Limits, pageBytes } from "../../src/limits.js";
 import type { Subscription } from "../../src/subscription.js";
-import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseEvent, sseId } from "../../src/wire.js";
+import { parseSseId, SSE_HEARTBEAT, SSE_PREAMBLE, sseData, sseEvent, sseId, sseRetry } from "../../src/wire.js";
 import { BatchMemo } from "../core/batch-memo.js";
 import type { Outgoing } from "../core/outgoing.js";
 import { SharedText } from "../core/shared-text.js";
 import { type CatchUpPage, type CatchUpWriter, Subscriber } from "../core/subscriber.js";
 import type { Identity } from "../core/targeting.js";
-import { beginStream, NO_CACHE, reportLate } from "./common.js";
+import { NO_CACHE, reportLate, spreadMoved } from "./common.js";
 import type { TransportContext } from "./context.js";
 import type { Exchange, Sink } from "./io.js";
 
@@ -35,8 +35,9 @@ class SseSubscriber extends Subscriber {
   /** channel → place in `sent`; a one-channel stream (the common case) needs none. */
   private index: Map<string, number> | null = null;
 
-  /** The stream's response, once the catch-up has begun it. */
-  response?: Response;
+  /** The spread hint this client last heard; null until the stream's head told it. */
+  toldSpread: number | null = null;
+  private readonly spread: () => number;
 
   constructor(
     ctx: TransportContext,
@@ -45,6 +46,7 @@ class SseSubscriber extends Subscriber {
     private readonly limits: Pick<Limits, "maxBufferedBytes" | "maxStallMs">,
   ) {
     super(ctx.hub, who);
+    this.spread = () => ctx.spreadMs();
     if (channels.length > 1) this.index = new Map(channels.map((ch, i) => [ch, i]));
     this.channel0 = channels[0];
     this.sent = channels.map(() => 0);
@@ -101,31 +103,28 @@ class SseSubscriber extends Subscriber {
   }
 
   /**
-   * How the catch-up is written: the response begins with the preamble, the epoch and where every
+   * How the catch-up is written, after the preamble that went out at once: the epoch and where every
    * channel starts; then each page's events (a status first when channels were found reset), each
    * page once the client took the one before; then where channels stand after entries it may not see.
    */
-  writer(x: Exchange, began: () => void): CatchUpWriter {
+  writer(spreadMs: number): CatchUpWriter {
     return {
       begin: (cu) => {
         this.epoch = cu.epoch;
         this.start(cu.start);
-        const opened = x.stream(SSE_HEADERS, this);
-        this.sink = opened.sink;
-        this.response = opened.response;
-        began();
       },
-      page: (p) => this.page(p),
+      page: (p) => this.page(p, spreadMs),
     };
   }
 
-  private async page({ cu, messages, reset, first, last }: CatchUpPage): Promise<void> {
+  private async page({ cu, messages, reset, first, last }: CatchUpPage, spreadMs: number): Promise<void> {
     let out = "";
     if (first) {
-      const head: StatusData = { __epoch: cu.epoch };
+      this.toldSpread = spreadMs;
+      const head: StatusData = { __epoch: cu.epoch, __spread: spreadMs };
       if (reset.length) head.__reset = reset;
       for (const [ch, p] of cu.start) head[ch] = p;
-      out = SSE_PREAMBLE + this.statusEvent(head);
+      out = this.statusEvent(head);
     } else if (reset.length) out = this.statusEvent({ __reset: reset });
     for (const o of messages) out += this.messageEvent(o);
     if (last) {
@@ -150,6 +149,16 @@ class SseSubscriber extends Subscriber {
     if (!this.closed && this.sink) this.sink.write(SSE_HEARTBEAT);
   }
 
+  override retell(): void {
+    // Not before the head told the first hint (the catch-up may still be read).
+    if (this.closed || !this.sink || this.toldSpread === null) return;
+    const spread = this.spread();
+    if (!spreadMoved(this.toldSpread, spread)) return;
+    // Without an id, so an EventSource's Last-Event-ID stays the last message's.
+    this.toldSpread = spread;
+    this.sink.write(sseData(encodeStatus({ __spread: spread })));
+  }
+
   finish(): void {
     if (this.closed) return;
     this.closed = true;
@@ -167,6 +176,20 @@ class SseSubscriber extends Subscriber {
     this.finish();
     this.sink?.end();
   }
+
+  /**
+   * Told to go: a plain EventSource is given a random reconnection time within the hint (its own
+   * `retry`), our client the hint itself; both without an event id, so the last one stands.
+   */
+  move(hintMs: number): void {
+    if (this.closed) return;
+    this.finish();
+    this.sink?.end(goElsewhere(hintMs), true);
+  }
+}
+
+function goElsewhere(hintMs: number): string {
+  return sseRetry(Math.random() * hintMs) + sseData(encodeStatus({ __drain: hintMs }));
 }
 
 /** `GET|POST {base}/{clientId}/sse`. */
@@ -184,27 +207,20 @@ export async function handleSse(ctx: TransportContext, x: Exchange, sub: Subscri
   const s = new SseSubscriber(ctx, who, channels, ctx.limits);
   // Pipelined behind another response on this connection: subscribe nothing until it is this one's turn.
   if (!(await x.turn())) return x.gone();
-  const size = pageBytes(ctx.limits);
-  let begun: boolean;
-  try {
-    begun = await beginStream(
-      (began) => s.load(ctx.backend, sub.positions, sub.epoch ?? "", s.writer(x, began), { pageBytes: size }),
-      (e) => {
-        reportLate(ctx, e);
-        s.cut();
-      },
-    );
-  } catch (e) {
-    s.finish();
-    throw e;
+  // The head and the preamble go out before any store read: a client that sees these bytes knows
+  // its stream is not held back by a proxy, only perhaps by a busy server (docs/protocol.md#64-server-sent-events).
+  const { sink, response } = x.stream(SSE_HEADERS, s);
+  s.sink = sink;
+  const drain = ctx.drainHint();
+  if (drain !== null) {
+    sink.end(SSE_PREAMBLE + goElsewhere(drain), true);
+    return response;
   }
-  if (!begun) {
-    // Shut down while the backlog was read: an empty stream, so an EventSource retries (an error
-    // status would make it give up for good).
-    return new Response(SSE_PREAMBLE, { status: 200, headers: { ...SSE_HEADERS } });
-  }
-  const response = s.response!;
-  // The stream holds its sink; it has no more use for its response (memory per idle stream).
-  s.response = undefined;
+  sink.write(SSE_PREAMBLE);
+  // A store read failing now ends the stream; the client (an EventSource too) retries from its position.
+  s.load(ctx.backend, sub.positions, sub.epoch ?? "", s.writer(ctx.spreadMs()), { pageBytes: pageBytes(ctx.limits) }).catch((e) => {
+    reportLate(ctx, e);
+    s.cut();
+  });
   return response;
 }

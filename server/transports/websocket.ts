@@ -9,7 +9,7 @@ import type { Outgoing } from "../core/outgoing.js";
 import { SharedText } from "../core/shared-text.js";
 import { type CatchUpPage, Subscriber } from "../core/subscriber.js";
 import type { Identity } from "../core/targeting.js";
-import { batchJson, pageStatus } from "./common.js";
+import { batchJson, pageStatus, spreadMoved } from "./common.js";
 import type { TransportContext } from "./context.js";
 import type { WsSocket } from "./io.js";
 
@@ -32,6 +32,8 @@ export class WsSubscriber extends Subscriber {
   /** Frames not handled yet: one at a time, in order, so a burst cannot outrun the limits. */
   private readonly inbox: string[] = [];
   private busy = false;
+  /** The spread hint this client last heard (docs/protocol.md#75-moving-spreading-and-shedding). */
+  private toldSpread: number;
 
   constructor(
     private readonly ctx: TransportContext,
@@ -42,7 +44,11 @@ export class WsSubscriber extends Subscriber {
   ) {
     super(ctx.hub, who);
     this.hub.add(this, []);
-    ws.send(encodeBatch([], { __epoch: ctx.backend.epoch }));
+    // The epoch, and how widely to spread a reconnection if this socket is ever cut without a word.
+    this.toldSpread = ctx.spreadMs();
+    ws.send(encodeBatch([], { __epoch: ctx.backend.epoch, __spread: this.toldSpread }));
+    const drain = ctx.drainHint();
+    if (drain !== null) this.move(drain);
   }
 
   /** A frame from the client: its text (null for a binary frame) and its size in bytes. */
@@ -163,6 +169,14 @@ export class WsSubscriber extends Subscriber {
     if (!this.closed) this.ws.send(HEARTBEAT);
   }
 
+  override retell(): void {
+    if (this.closed) return;
+    const spread = this.ctx.spreadMs();
+    if (!spreadMoved(this.toldSpread, spread)) return;
+    this.toldSpread = spread;
+    this.ws.send(encodeBatch([], { __spread: spread }));
+  }
+
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
@@ -172,5 +186,10 @@ export class WsSubscriber extends Subscriber {
 
   close(): void {
     this.closeWith(WS_CLOSE.goingAway, "server shutting down");
+  }
+
+  /** 1012 (service restart), with the hint in its reason: the client reconnects within it, elsewhere. */
+  move(hintMs: number): void {
+    this.closeWith(WS_CLOSE.serviceRestart, `service restart: reconnect within ${Math.round(hintMs)} ms`);
   }
 }

@@ -24,10 +24,10 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnServer(backend: string, token: string): Promise<ServerProcess> {
+export async function spawnServer(backend: string, token: string, extraArgs: string[] = []): Promise<ServerProcess> {
   for (let i = 0; i < DIST_WAIT.tries && !existsSync(CLI); i++) await pause(DIST_WAIT.everyMs);
   if (!existsSync(CLI)) throw new Error("dist/server/cli.js is missing: run npm run build (npm test does)");
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--backend", backend, "--publish-token", token], {
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--backend", backend, "--publish-token", token, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PORT: "" },
   });
