@@ -1,4 +1,6 @@
+import type { Reply } from "../src/request.js";
 import { LongPollMode } from "./long-poll-mode.js";
+import { Outbox } from "./requests.js";
 import { Negotiator } from "./negotiate.js";
 import { Subscriptions } from "./subscriptions.js";
 import { LongPollTransport } from "./transports/long-poll.js";
@@ -49,6 +51,8 @@ export class MessageBus implements Host, ClientOptions {
   heartbeatInterval = 25000;
   retryTransportInterval = 10000;
   path = "message-bus";
+  requestTimeout = 30000;
+  maxRequestsInFlight = 16;
 
   readonly stats: Stats = { requests: 0, frames: 0, bytes: 0, transportSwitches: 0 };
   chunkedBackoff = 0;
@@ -66,6 +70,17 @@ export class MessageBus implements Host, ClientOptions {
   private refreshQueued = false;
   private readonly mode = new LongPollMode(this);
   private onVisibility = () => this.negotiator.checkMode();
+  private readonly outbox = new Outbox({
+    requestUrl: () => this.url("request"),
+    headers: () => this.headers,
+    sendOnSocket: (frame) => {
+      const t = this.negotiator.active;
+      return t instanceof WebSocketTransport && t.sendFrame(frame);
+    },
+    countRequest: () => void this.stats.requests++,
+    requestTimeout: () => this.requestTimeout,
+    maxRequestsInFlight: () => this.maxRequestsInFlight,
+  });
 
   constructor(options: Partial<ClientOptions> = {}) {
     Object.assign(this, options);
@@ -157,6 +172,22 @@ export class MessageBus implements Host, ClientOptions {
     return () => (this.resetListeners = this.resetListeners.filter((f) => f !== fn));
   }
 
+  /**
+   * Asks the server's handler `method` (`bus.handle` there) and resolves with its reply; rejects with
+   * a `RequestError` carrying the server's `status`, or `code: "timeout"` after `timeout` ms
+   * (default `requestTimeout`). Runs once on the server, in the order made, however the connection
+   * changes meanwhile (docs/protocol.md#12-requests). Needs no subscription: without a WebSocket it
+   * is a POST.
+   */
+  request<T = unknown>(method: string, data?: unknown, opts: { timeout?: number } = {}): Promise<T> {
+    return this.outbox.request(method, data, opts.timeout) as Promise<T>;
+  }
+
+  /** Publishes from the client, if the server's `clientPublish` allows it (403 otherwise). */
+  publish(channel: string, data: unknown): Promise<{ globalId: number; messageId: number }> {
+    return this.outbox.publish(channel, data);
+  }
+
   /** message-bus-client's console summary, with the transport and counters. */
   diagnostics(): void {
     console.log(`cometbus: ${this.status()} on ${this.current ?? "nothing"}, epoch "${this.epoch}"`);
@@ -166,7 +197,7 @@ export class MessageBus implements Host, ClientOptions {
 
   // ---- Host: what the transports use --------------------------------------------------------------
 
-  url(what: "poll" | "sse" | "ws"): string {
+  url(what: "poll" | "sse" | "ws" | "request"): string {
     const base = this.baseUrl.endsWith("/") ? this.baseUrl : this.baseUrl + "/";
     return `${base}${this.path}/${encodeURIComponent(this.clientId)}/${what}`;
   }
@@ -181,6 +212,14 @@ export class MessageBus implements Host, ClientOptions {
 
   background(): boolean {
     return !this.mode.live();
+  }
+
+  reply(r: Reply): void {
+    this.outbox.reply(r);
+  }
+
+  socketClosed(): void {
+    this.outbox.socketClosed();
   }
 
   receive(batch: Message[], sentEpoch: string): void {
@@ -225,6 +264,8 @@ export class MessageBus implements Host, ClientOptions {
     if (name === this.current) return;
     if (name && this.current) this.stats.transportSwitches++;
     this.current = name;
+    // Requests waiting go on what carries now (a WebSocket that just took over, or HTTP).
+    this.outbox.flush();
     if (name) for (const fn of this.transportListeners) fn(name);
   }
 }

@@ -1,6 +1,7 @@
 import { MessageBus as Client } from "./bus.js";
 
 export type { Callback, ClientOptions, Stats, TransportName } from "./types.js";
+export { RequestError } from "./requests.js";
 export type MessageBusClient = Client;
 
 /** The default instance, as message-bus-client's global. */

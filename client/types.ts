@@ -1,4 +1,5 @@
 import type { Message } from "../src/envelope.js";
+import type { Reply } from "../src/request.js";
 
 export type { Message };
 export type TransportName = "websocket" | "sse" | "long-poll" | "poll";
@@ -35,6 +36,10 @@ export interface ClientOptions {
   retryTransportInterval: number;
   /** Where the bus lives under baseUrl (message-bus-client's own path). */
   path: string;
+  /** ms `request` and `publish` wait for a reply before they reject with `code: "timeout"`. */
+  requestTimeout: number;
+  /** Requests sent and not yet answered, at most; more wait their turn (the server refuses past its own limit, 32). */
+  maxRequestsInFlight: number;
 }
 
 export interface Stats {
@@ -49,7 +54,7 @@ export interface Host {
   readonly options: ClientOptions;
   readonly stats: Stats;
   /** `{base}/{clientId}/{what}` as an absolute or page-relative http(s) URL. */
-  url(what: "poll" | "sse" | "ws"): string;
+  url(what: "poll" | "sse" | "ws" | "request"): string;
   /** The positions to resume from, with `__epoch` (empty until the server has told one). */
   subscription(): Record<string, number | string>;
   channels(): string[];
@@ -62,6 +67,10 @@ export interface Host {
   chunkedBackoff: number;
   /** The server's last word on how widely to spread a reconnection after a cut (`__spread`), in ms. */
   spreadMs: number;
+  /** A reply to one of our requests, from a WebSocket. */
+  reply(r: Reply): void;
+  /** The WebSocket closed: requests it carried unanswered are sent again. */
+  socketClosed(): void;
 }
 
 /** How a transport tells the negotiator it works, or that it gave up. */

@@ -6,9 +6,11 @@ import { ProtocolError } from "../src/errors.js";
 import type { Limits } from "../src/limits.js";
 import { quote, utf8Length } from "../src/text.js";
 import { openBackend } from "./backends/load.js";
+import { MemoryLedger } from "./backends/memory-ledger.js";
 import type { Backend, Id, StoredMessage } from "./core/backend.js";
 import { Hub } from "./core/hub.js";
 import { Outgoing } from "./core/outgoing.js";
+import { type Handler, type RequestContext, RequestRunner } from "./core/requests.js";
 import { ServerSubscriber } from "./core/server-subscriber.js";
 import type { Identity } from "./core/targeting.js";
 import type { RouteBus } from "./http/route-deps.js";
@@ -24,6 +26,7 @@ import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
 export type { DrainOptions } from "./node/attach.js";
+export type { RequestContext } from "./core/requests.js";
 
 /** Within how long a client told to move (a drain) reconnects: the drain itself spreads them wider. */
 const DRAIN_HINT_MS = 1000;
@@ -62,6 +65,8 @@ export class MessageBus {
   /** Publishes not yet acknowledged: close() waits for them, so none acknowledged is lost. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly lag?: LagMonitor;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly runner: RequestRunner;
 
   constructor(options: MessageBusOptions = {}) {
     ({ options: this.options, limits: this.limits } = resolveOptions(options));
@@ -89,6 +94,7 @@ export class MessageBus {
       });
     this.started.catch((e) => this.logError(e));
     const o = this.options;
+    this.runner = this.requestRunner();
     this.transports = {
       hub: this.hub,
       backend,
@@ -100,8 +106,52 @@ export class MessageBus {
       report: (e) => this.logError(e),
       drainHint: () => (this.draining ? DRAIN_HINT_MS : null),
       spreadMs: () => this.spreadMs(),
+      requests: this.runner,
     };
     if (o.maxEventLoopLagMs) this.lag = new LagMonitor();
+  }
+
+  /** Runs client requests with the handlers registered by `handle`. */
+  private requestRunner(): RequestRunner {
+    // A store without a ledger of its own: replies kept in this process.
+    const ledger = this.backend.ledger ?? new MemoryLedger();
+    const o = this.options;
+    return new RequestRunner({
+      ledger,
+      handlers: this.handlers,
+      publish: (c, _who, channel, data) => this.clientPublish(c as Context, channel, data),
+      timeoutMs: o.handlerTimeout,
+      keepMs: o.replyKeepMs,
+      window: o.maxStoredReplies,
+      maxInFlight: this.limits.maxRequestsInFlight,
+      perSecond: this.limits.maxRequestsPerSecond,
+      maxReplyBytes: this.limits.maxMessageBytes,
+      report: (e) => this.logError(e),
+    });
+  }
+
+  /**
+   * Answers the clients' `request(method, data)` (docs/protocol.md#12-requests): `fn` runs once per
+   * request, one request of a client at a time, in the order the client made them; what it returns
+   * (JSON) is the reply. A `ProtocolError` it throws is answered with its status and message; any
+   * other error with 500 and nothing more (the error goes to `onError`). Returns an unregister function.
+   * Register handlers before connections come: a WebSocket keeps its upgrade's Context for them only then.
+   */
+  handle(method: string, fn: (data: unknown, ctx: RequestContext<Context>) => unknown): () => void {
+    if (typeof method !== "string" || !method || method.startsWith("__")) throw new Error(`cometbus: bad method name ${quote(method)} (names starting with __ are the protocol's)`);
+    if (this.handlers.has(method)) throw new Error(`cometbus: a handler for ${quote(method)} is already registered`);
+    this.handlers.set(method, fn as Handler);
+    return () => {
+      if (this.handlers.get(method) === fn) this.handlers.delete(method);
+    };
+  }
+
+  /** A client's publish, as `clientPublish` allows it; refused with 403 otherwise. */
+  private async clientPublish(c: Context, channel: unknown, data: unknown): Promise<Published> {
+    const ch = checkPublishChannel(channel, this.limits.maxChannelBytes);
+    const verdict = this.options.clientPublish ? await this.options.clientPublish(c, ch, data) : false;
+    if (!verdict) throw new ProtocolError(`publishing to ${quote(ch)} is not allowed`, 403);
+    return this.publish(ch, data, verdict === true ? {} : verdict);
   }
 
   /**
@@ -306,6 +356,7 @@ export class MessageBus {
     this.closing = true;
     this.hub.close(this.spreadMs());
     this.lag?.stop();
+    this.runner.close();
     await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
     await this.started.catch(() => {});
     await this.backend.close();
@@ -324,6 +375,7 @@ export class MessageBus {
       publish: (channel, data, opts) => this.publish(channel, data, opts as PublishOptions),
       stats: () => this.stats(),
       clientBundle,
+      takesRequests: () => this.handlers.size > 0 || !!this.options.clientPublish,
       draining: () => this.draining,
       leaving: () => this.leaving !== undefined,
       shed: (held) => this.shed(held),

@@ -43,6 +43,7 @@ const ENDPOINT: Partial<Record<TransportKind, string>> = { websocket: "ws", sse:
  */
 export function demoApp(bus: MessageBus): Hono {
   bus.options.userIdLookup ??= demoUserId;
+  chatHandlers(bus);
   const app = new Hono();
   const connections = new Connections();
   app.use(`${bus.options.base}/:clientId/*`, connections.track);
@@ -105,6 +106,31 @@ export function demoApp(bus: MessageBus): Hono {
   app.use("/*", serveStatic({ root: path.relative(process.cwd(), demosDir) || "." }));
   app.notFound((c) => c.json({ error: "not found" }, 404));
   return app;
+}
+
+/** Most characters of a chat line. */
+const MAX_LINE = 2000;
+
+/**
+ * The chat page's requests (README: Requests): `say` publishes a line in the speaker's own name (the
+ * server decides who spoke: a client cannot speak for another), privately when it names `to`; the
+ * presence channel takes client publishes made in one's own name.
+ */
+function chatHandlers(bus: MessageBus): void {
+  bus.handle("say", async (data, { userId }) => {
+    if (userId == null) throw new ProtocolError("join the chat first: no name", 401);
+    const { text, to } = (data ?? {}) as { text?: unknown; to?: unknown };
+    if (typeof text !== "string" || !text.trim() || [...text].length > MAX_LINE) throw new ProtocolError(`a line is 1-${MAX_LINE} characters of text`);
+    if (to !== undefined && (typeof to !== "string" || !to || to.length > 40)) throw new ProtocolError("to is a name");
+    const from = String(userId);
+    const line = { type: "say", from, text: text.trim(), sentAt: Date.now(), ...(to ? { to } : {}) };
+    const { messageId } = await bus.publish("/chat/room", line, to ? { userIds: [to, from] } : {});
+    return { messageId };
+  });
+  bus.options.clientPublish ??= (c, channel, data) => {
+    const from = (data as { from?: unknown } | null)?.from;
+    return channel === "/chat/presence" && from !== undefined && from === demoUserId(c);
+  };
 }
 
 /** The chat page's user: a cookie works for every transport, WebSocket upgrades included. */

@@ -34,6 +34,18 @@ export interface MessageBusOptions {
   /** May refuse a channel to a request (403 / close 1008). */
   authorize?: (c: Context, channel: string) => Maybe<boolean>;
   /**
+   * Whether a client may publish `data` to `channel` (`publish` in the browser, docs/protocol.md#12-requests):
+   * `true` publishes it; publish options (`{ userIds: [7] }`) publish it targeted; anything else
+   * refuses it with 403. Default: every client publish is refused.
+   */
+  clientPublish?: (c: Context, channel: string, data: unknown) => Maybe<boolean | PublishOptions | null | undefined>;
+  /** ms a request handler may take before the request is answered 504. Default 10000. */
+  handlerTimeout?: number;
+  /** ms replies are kept after a client's last request, so a retry is answered, not run again. Default 300000. */
+  replyKeepMs?: number;
+  /** Replies kept per client (its latest request ids); an older id is answered 409. Default 256. */
+  maxStoredReplies?: number;
+  /**
    * Origins allowed to open a WebSocket: a list (`"*"` for any) or a predicate. Default: requests
    * without an Origin header, and pages from the same host as the request.
    */
@@ -98,6 +110,9 @@ export type ResolvedOptions = Required<
     | "drainWindow"
     | "drainDelay"
     | "shedRetryAfterMs"
+    | "handlerTimeout"
+    | "replyKeepMs"
+    | "maxStoredReplies"
   >
 > &
   MessageBusOptions;
@@ -119,6 +134,9 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
     drainWindow: 10_000,
     drainDelay: 0,
     shedRetryAfterMs: 5000,
+    handlerTimeout: 10_000,
+    replyKeepMs: 300_000,
+    maxStoredReplies: 256,
     ...stripUndefined(options),
   };
   resolved.base = resolved.base.replace(/\/+$/, "");

@@ -26,6 +26,12 @@ export interface Limits {
   maxQueuedRequests: number;
   /** Longest channel name in bytes. */
   maxChannelBytes: number;
+  /** Requests of one client waiting or running at once (docs/protocol.md#12-requests); past it a request is answered 429. */
+  maxRequestsInFlight: number;
+  /** Requests one client may make per second, on average (bursts up to twice that); past it, 429. */
+  maxRequestsPerSecond: number;
+  /** Requests in one HTTP body or WebSocket frame. */
+  maxRequestsPerBatch: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -37,6 +43,9 @@ export const DEFAULT_LIMITS: Limits = {
   maxStallMs: 30_000,
   maxQueuedRequests: 16,
   maxChannelBytes: 256,
+  maxRequestsInFlight: 32,
+  maxRequestsPerSecond: 50,
+  maxRequestsPerBatch: 32,
 };
 
 /** A catch-up page, and the most a poll answers at once. */

@@ -106,7 +106,7 @@ describe.runIf(run)("PostgreSQL backend", () => {
       await bus.ready();
       expect(bus.backend.kind).toBe("postgres");
       const tables = await admin(`SELECT table_name FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY 1`);
-      expect(tables.rows.map((r) => r.table_name)).toEqual(["backlog", "channels", "global_backlog", "meta"]);
+      expect(tables.rows.map((r) => r.table_name)).toEqual(["backlog", "channels", "global_backlog", "meta", "request_clients", "requests"]);
       await expectRoundTrip(bus);
     } finally {
       await bus.close();

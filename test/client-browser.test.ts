@@ -33,6 +33,12 @@ const PAGE = `<!doctype html>
       bus.subscribe(ch, function (data, globalId, messageId) { got[ch].push([messageId, data]); }, -1);
     });
   };
+  window.replies = [];
+  window.askAll = function (n) {
+    for (var i = 1; i <= n; i++) {
+      bus.request("n", i).then(function (r) { replies.push(r); }, function (e) { replies.push("error: " + e.message); });
+    }
+  };
   window.setHidden = function (hidden) {
     Object.defineProperty(document, "visibilityState", { configurable: true, get: function () { return hidden ? "hidden" : "visible"; } });
     document.dispatchEvent(new Event("visibilitychange"));
@@ -192,6 +198,31 @@ describe.runIf(enabled)("cometbus client in Chromium", () => {
     await expectAll(page);
     expect(killed).toBe(1);
     expect(await seen(page)).toEqual(["long-poll", "websocket", "sse", "websocket"]);
+  });
+
+  it("default negotiation: 200 requests get 200 replies in order, each run once, while the WebSocket is killed and refused, then back", async () => {
+    const { page, s } = await open();
+    const runs = new Map<number, number>();
+    s.bus.handle("n", (n) => {
+      runs.set(n as number, (runs.get(n as number) ?? 0) + 1);
+      return (n as number) * 10;
+    });
+    await page.evaluate(
+      (chs) => (window as unknown as { follow: (o: object, c: string[]) => void }).follow({ retryTransportInterval: 300 }, chs),
+      CHANNELS,
+    );
+    await subscribed(page, "websocket");
+    const replies = () => page.evaluate(() => (window as unknown as { replies: unknown[] }).replies);
+    await page.evaluate(() => (window as unknown as { askAll: (n: number) => void }).askAll(200));
+    await page.waitForFunction(() => (window as unknown as { replies: unknown[] }).replies.length >= 60, null, { timeout: 15_000, polling: 10 });
+    s.refuseUpgrades = true;
+    expect(killSockets(s)).toBe(1);
+    await page.waitForFunction(() => (window as unknown as { seen: string[] }).seen.includes("sse"), null, { timeout: 10_000, polling: 10 });
+    s.refuseUpgrades = false;
+    await page.waitForFunction(() => (window as unknown as { replies: unknown[] }).replies.length >= 200, null, { timeout: 30_000, polling: 20 });
+    expect(await replies()).toEqual(Array.from({ length: 200 }, (_, i) => (i + 1) * 10));
+    expect([...runs.values()].every((k) => k === 1) && runs.size === 200).toBe(true);
+    await page.waitForFunction(() => (window as unknown as { bus: { transport: string } }).bus.transport === "websocket", null, { timeout: 15_000, polling: 20 });
   });
 
   it("a hidden tab drops to background polling, and a visible one goes back to its WebSocket", async () => {

@@ -41,6 +41,23 @@ describe("demo routes", () => {
     expect(await last.json()).toEqual({ last_id: 3, epoch: bus.backend.epoch });
   });
 
+  it("chat: a line is said in the speaker's own name only; presence takes publishes in one's own name only", async () => {
+    const ask = (clientId: string, user: string | null, body: unknown) =>
+      fetch(`${server.url}/message-bus/${clientId}/request`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(user ? { cookie: `demo_user=${user}` } : {}) },
+        body: JSON.stringify(body),
+      }).then(async (r) => [r.status, await r.json()]);
+    expect(await ask("chat-a", null, { id: 1, method: "say", data: { text: "hi" } })).toEqual([401, { id: 1, status: 401, error: "join the chat first: no name" }]);
+    expect(await ask("chat-a", "alice", { id: 2, method: "say", data: { text: "  hi  ", from: "mallory" } })).toEqual([200, { id: 2, status: 200, data: { messageId: 1 } }]);
+    expect((await bus.backlog("/chat/room")).map((m) => m.data)).toEqual([{ type: "say", from: "alice", text: "hi", sentAt: expect.any(Number) }]);
+    expect(await ask("chat-a", "alice", { id: 3, method: "say", data: { text: "" } })).toEqual([400, { id: 3, status: 400, error: "a line is 1-2000 characters of text" }]);
+    const presence = (id: number, from: string) => ({ id, method: "__publish", data: { channel: "/chat/presence", data: { type: "here", from, at: 1 } } });
+    expect((await ask("chat-a", "alice", presence(4, "alice")))[0]).toBe(200);
+    expect(await ask("chat-a", "alice", presence(5, "bob"))).toEqual([403, { id: 5, status: 403, error: 'publishing to "/chat/presence" is not allowed' }]);
+    expect((await ask("chat-a", "alice", { id: 6, method: "__publish", data: { channel: "/chat/room", data: { from: "alice" } } }))[0]).toBe(403);
+  });
+
   it("answers bad input with a status and a JSON error", async () => {
     const cases: Array<[Promise<Response>, number, string]> = [
       [post("/demo/publish", "nope"), 400, "invalid JSON body"],

@@ -56,7 +56,9 @@ beforeAll(async () => {
     onError: watch.onError,
     publishToken: TOKEN,
     authorize: (_c, ch) => ch !== REFUSED,
+    clientPublish: (_c, ch) => ch === "/pub",
   });
+  server.bus.handle("echo", (data) => data);
   BASE = server.bus.options.base;
 });
 afterAll(async () => {
@@ -464,6 +466,33 @@ const publishRequest: fc.Arbitrary<RawRequest> = fc
     framing,
   }));
 
+/** Requests (docs/protocol.md#12-requests): any shape, ids, methods and data, single or batched. */
+const requestValue = (key: string) =>
+  key === "id"
+    ? fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 1000 }).map(String) }, { weight: 2, arbitrary: numberText }, { weight: 1, arbitrary: valueText })
+    : key === "method"
+      ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom('"echo"', '"__publish"', '"nope"', '"__x"', '""') }, { weight: 2, arbitrary: longMultibyte(400).map((s) => JSON.stringify(s)) }, { weight: 1, arbitrary: valueText })
+      : fc.oneof({ weight: 2, arbitrary: jsonValueText }, { weight: 1, arbitrary: deepText(12_000) }, { weight: 1, arbitrary: fc.constantFrom('{"channel":"/pub","data":1}', '{"channel":"/closed","data":1}', '{"channel":"bad"}') });
+const oneRequest: fc.Arbitrary<string> = fc
+  .uniqueArray(fc.constantFrom("id", "method", "data", "x"), { maxLength: 4 })
+  .chain((keys) => fc.tuple(...keys.map((k) => requestValue(k).map((v) => `${JSON.stringify(k)}:${v}`))).map((es) => `{${es.join(",")}}`));
+const requestBody: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: oneRequest },
+  { weight: 2, arbitrary: fc.array(oneRequest, { maxLength: 40 }).map((rs) => `{"requests":[${rs.join(",")}]}`) },
+  { weight: 1, arbitrary: oneRequest.map((r) => `{"request":${r}}`) },
+  { weight: 1, arbitrary: fc.oneof(jsonBodyText, valueText).map((v) => `{"requests":${v}}`) },
+  { weight: 1, arbitrary: jsonBodyText },
+);
+const requestRequest: fc.Arbitrary<RawRequest> = fc
+  .record({ id: clientIdSegment, body: fc.oneof({ weight: 5, arbitrary: requestBody.map(utf8) }, { weight: 1, arbitrary: anyBody }), type: fc.oneof(fc.constant("application/json"), contentType), framing })
+  .map(({ id, body, type, framing }) => ({
+    method: "POST",
+    target: `${BASE}/${id}/request`,
+    headers: type === null ? [] : ([["Content-Type", type]] as [string, HeaderValue][]),
+    body,
+    framing,
+  }));
+
 /** stats, client.js, OPTIONS, unknown paths and odd methods (that Node's parser knows; HEAD has its own property). */
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "PROPPATCH", "SEARCH", "PURGE", "LOCK", "UNLOCK", "MKCOL", "COPY", "MOVE", "REPORT", "TRACE", "LINK", "QUERY"];
 const otherTarget: fc.Arbitrary<string> = fc.oneof(
@@ -488,7 +517,7 @@ const otherRequest = (targets: fc.Arbitrary<string>): fc.Arbitrary<RawRequest> =
   }));
 
 /** Any well-formed request of the above. */
-const anyRequest: fc.Arbitrary<RawRequest> = fc.oneof(pollJsonRequest, pollOtherRequest, queryRequest, sseRequest, publishRequest, otherRequest(otherTarget));
+const anyRequest: fc.Arbitrary<RawRequest> = fc.oneof(pollJsonRequest, pollOtherRequest, queryRequest, sseRequest, publishRequest, requestRequest, otherRequest(otherTarget));
 
 const showRequest = (r: RawRequest) => `${r.method} ${brief(r.target, 200)} ${r.headers.map(([k, v]) => `${k}: ${brief(v, 60)}`).join("; ")} body=${r.body ? shown(r.body) : "none"} (${r.framing ?? "length"})`;
 /**
@@ -523,6 +552,7 @@ describe(`fuzz: HTTP endpoints (FUZZ_SEED=${process.env.FUZZ_SEED ?? "default"})
   property("poll and sse: GET subscriptions in the query string", queryRequest);
   property("sse: GET query or POST body, any Last-Event-ID", sseRequest);
   property("publish: any JSON body, with and without the bearer token", publishRequest);
+  property("request: any request or batch, ids, methods and data of any shape", requestRequest);
   property("stats, client.js, OPTIONS, unknown paths, odd methods", otherRequest(otherTarget));
   property("paths outside base (listen serves them too): JSON 404", otherRequest(outsideTarget), 30);
   property("HEAD on every endpoint (streams and held polls included)", anyRequest.map((r) => ({ ...r, method: "HEAD" })), 30);

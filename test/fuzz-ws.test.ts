@@ -46,7 +46,8 @@ const watch = new FuzzWatch();
 
 beforeAll(async () => {
   watch.install();
-  server = await startServer({ onError: watch.onError, authorize: (_c, ch) => ch !== REFUSED });
+  server = await startServer({ onError: watch.onError, authorize: (_c, ch) => ch !== REFUSED, clientPublish: (_c, ch) => ch === "/pub" });
+  server.bus.handle("echo", (data) => data);
   maxFrame = server.bus.limits.maxFrameBytes;
 });
 afterAll(async () => {
@@ -94,8 +95,21 @@ const printable = <T extends Frame | Frame[]>(arb: fc.Arbitrary<T>) =>
 
 const channelList = fc.array(channelish.map((c) => JSON.stringify(c)), { maxLength: 4 }).map((a) => `[${a.join(",")}]`);
 
+/** Requests (docs/protocol.md#12-requests) with ids, methods and data of any shape. */
+const requestField = fc.oneof(
+  fc.tuple(fc.oneof(fc.integer({ min: 1, max: 1000 }).map(String), numberText, valueText), fc.oneof(fc.constantFrom('"echo"', '"__publish"', '"nope"', '""'), longMultibyte(400).map((s) => JSON.stringify(s)), valueText), fc.oneof(jsonValueText, deepText(12_000), fc.constantFrom('{"channel":"/pub","data":1}', '{"channel":"/x","data":1}')))
+    .map(([id, method, data]) => `{"id":${id},"method":${method},"data":${data}}`),
+  valueText,
+);
+const requestFrame: fc.Arbitrary<Frame> = fc.oneof(
+  requestField.map((r) => text(`{"request":${r}}`)),
+  fc.array(requestField, { maxLength: 40 }).map((rs) => text(`{"requests":[${rs.join(",")}]}`)),
+  fc.oneof(valueText, deepText(12_000)).map((v) => text(`{"requests":${v}}`)),
+);
+
 /** JSON frames of every shape: subscribe/unsubscribe with any content, other values, deep nesting. */
 const jsonFrame: fc.Arbitrary<Frame> = fc.oneof(
+  { weight: 2, arbitrary: requestFrame },
   { weight: 6, arbitrary: subscriptionText.map((s) => text(`{"subscribe":${s}}`)) },
   { weight: 2, arbitrary: fc.oneof(channelList, valueText, deepText(12_000)).map((u) => text(`{"unsubscribe":${u}}`)) },
   { weight: 2, arbitrary: fc.oneof(valueText, deepText(12_000), jsonValueText).map((v) => text(`{"subscribe":${v}}`)) },

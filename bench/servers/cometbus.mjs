@@ -6,8 +6,11 @@ import { ready } from "./common.mjs";
 const dist = process.env.COMETBUS_DIST ?? new URL("../.dist/", import.meta.url).href;
 const { MessageBus } = await import(new URL("server/index.js", dist.endsWith("/") ? dist : dist + "/").href);
 
-const bus = new MessageBus({ base: "/mb", publishToken: "bench", maxBacklogSize: 20_000, maxGlobalBacklogSize: 20_000 });
+// No per-client request rate limit: bench/requests.mjs measures how fast one client can go.
+const bus = new MessageBus({ base: "/mb", publishToken: "bench", maxBacklogSize: 20_000, maxGlobalBacklogSize: 20_000, limits: { maxRequestsPerSecond: 1e9 } });
 await bus.ready();
+// bench/requests.mjs: one request's round trip, the handler doing nothing but answer.
+bus.handle("echo", (data) => data);
 const app = new Hono();
 app.get("/hello", (c) => c.text("Hello Hono!"));
 app.route("/mb", bus.routes());

@@ -12,4 +12,6 @@ const server = http.createServer(async (req, res) => {
   else if (!req.url.startsWith("/socket.io/")) res.writeHead(404).end();
 });
 const io = new Server(server, { perMessageDeflate: false, httpCompression: false, cors: { origin: "*" } });
+// bench/requests.mjs: socket.io's emit with an acknowledgement, answered at once.
+io.on("connection", (socket) => socket.on("echo", (data, ack) => ack(data)));
 server.listen(0, "127.0.0.1", () => ready(server.address().port));

@@ -1,4 +1,5 @@
 import { stampRequest } from "../last-request.js";
+import { REPLY_CHANNEL, type Reply } from "../../src/request.js";
 import { hintsOf, reasonMs } from "../hints.js";
 import type { Message } from "../types.js";
 import { BaseTransport } from "./base.js";
@@ -21,6 +22,8 @@ const OUR_FAULT = [1007, 1008, 1009];
 /** Going away (1001), service restart (1012): the server moves us, on purpose. */
 const MOVE = [1001, 1012];
 const TRY_AGAIN = 1013;
+
+const isReply = (m: Message) => !!m && m.channel === REPLY_CHANNEL;
 
 /**
  * `…/ws`: the server welcomes first; then we subscribe with our positions and the first answer (the
@@ -77,6 +80,13 @@ export class WebSocketTransport extends BaseTransport {
         if (!Array.isArray(batch)) throw new Error("not an array");
       } catch {
         return this.give("frame is not a JSON array");
+      }
+      if (batch.some(isReply)) {
+        // Replies to our requests: not messages, and not the answer that proves the socket.
+        for (const m of batch) if (isReply(m)) this.host.reply(m.data as Reply);
+        if (!this.current(gen)) return;
+        batch = batch.filter((m) => !isReply(m));
+        if (!batch.length) return this.activity(false);
       }
       // How widely to spread a reconnection if this socket is ever cut: in the welcome, and again
       // in a heartbeat whenever the server has filled up or emptied since.
@@ -153,6 +163,13 @@ export class WebSocketTransport extends BaseTransport {
     }
   }
 
+  /** A frame of requests, on this socket if it is up (welcomed); false when it cannot take it. */
+  sendFrame(frame: string): boolean {
+    if (!this.running || !this.ws || this.ws.readyState !== 1 || this.asked === null) return false;
+    this.ws.send(frame);
+    return true;
+  }
+
   override refresh(): void {
     if (this.running) this.sync();
   }
@@ -170,6 +187,8 @@ export class WebSocketTransport extends BaseTransport {
     this.ws = undefined;
     this.asked = null;
     if (ws) {
+      // Requests it carried unanswered go again on whatever carries next, with the same ids.
+      this.host.socketClosed();
       ws.onmessage = ws.onclose = null;
       // Kept as a no-op: the `ws` package throws an 'error' event that nobody listens to.
       ws.onerror = () => {};

@@ -1,7 +1,9 @@
 // The chat room: one channel for what is said (private lines targeted with userIds), one for
 // who is here and who is typing. Who you are is a cookie the server's userIdLookup reads.
+// Lines go to the server as requests (`bus.request("say")`: the server's handler says who spoke and
+// publishes them); presence and typing are client publishes (`bus.publish`), which the demo
+// server's clientPublish allows on the presence channel, in your own name only.
 
-import { publish } from "./api.js";
 import { clock } from "./format.js";
 
 const ROOM = "/chat/room";
@@ -132,14 +134,14 @@ function sayHere() {
   // A newcomer's hello is answered by everyone; once per second is enough.
   if (Date.now() - lastHere < 1000) return;
   lastHere = Date.now();
-  publish(PRESENCE, { type: "here", from: me, at: Date.now() }).catch(() => {});
+  bus.publish(PRESENCE, { type: "here", from: me, at: Date.now() }).catch(() => {});
 }
 
 let lastTyping = 0;
 function sayTyping() {
   if (Date.now() - lastTyping < 2000) return;
   lastTyping = Date.now();
-  publish(PRESENCE, { type: "typing", from: me, at: Date.now() }).catch(() => {});
+  bus.publish(PRESENCE, { type: "typing", from: me, at: Date.now() }).catch(() => {});
 }
 
 async function send(e) {
@@ -148,14 +150,10 @@ async function send(e) {
   const text = input.value.trim();
   if (!text) return;
   const to = $("to").value;
-  const data = { type: "say", from: me, text, sentAt: Date.now() };
   input.value = "";
-  if (to) {
-    // Targeted: only the recipient's and the sender's connections receive it, live or from the backlog.
-    await publish(ROOM, { ...data, to }, { userIds: [to, me] });
-  } else {
-    await publish(ROOM, data);
-  }
+  // Once, in order, whatever the connection does meanwhile; the server answers when it is published.
+  // A private line is targeted there: only the recipient's and the sender's connections receive it.
+  await bus.request("say", to ? { text, to } : { text });
   typing.delete(me);
 }
 
@@ -180,12 +178,13 @@ function join(name) {
 
   people.set(me, Date.now());
   renderPeople();
-  publish(PRESENCE, { type: "hello", from: me, at: Date.now() }).catch(() => {});
+  bus.publish(PRESENCE, { type: "hello", from: me, at: Date.now() }).catch(() => {});
   setInterval(sayHere, HERE_EVERY);
   setInterval(() => {
     renderPeople();
     renderTyping();
   }, 1000);
+  // The page's last word: a request might not leave a page that is going away, a keepalive fetch does.
   const leave = () =>
     fetch("/demo/publish", {
       method: "POST",

@@ -1,4 +1,5 @@
 import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage } from "../core/backend.js";
+import { MemoryLedger } from "./memory-ledger.js";
 
 interface Entry {
   message: StoredMessage;
@@ -74,6 +75,7 @@ export class MemoryBackend implements Backend {
   private globalHead = 0;
   private globalId = 0;
   private events?: BackendEvents;
+  readonly ledger = new MemoryLedger();
 
   async start(events: BackendEvents): Promise<void> {
     this.events = events;
@@ -136,5 +138,6 @@ export class MemoryBackend implements Backend {
 
   async close(): Promise<void> {
     this.events = undefined;
+    this.ledger.close();
   }
 }

@@ -40,6 +40,57 @@ CREATE TABLE IF NOT EXISTS ${S}.global_backlog (
 CREATE OR REPLACE FUNCTION ${S}.now_ms() RETURNS bigint LANGUAGE sql AS
 $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
 
+-- Client requests (docs/protocol.md#12-requests): per client the highest id claimed; per request its
+-- reply once settled, or until when it is claimed. The client row is locked by each claim, so a
+-- client's claims serialize across processes.
+CREATE TABLE IF NOT EXISTS ${S}.request_clients (
+  who text PRIMARY KEY,
+  max_id bigint NOT NULL,
+  touched bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_clients_touched ON ${S}.request_clients (touched);
+CREATE TABLE IF NOT EXISTS ${S}.requests (
+  who text NOT NULL,
+  id bigint NOT NULL,
+  reply text,
+  claimed_until bigint NOT NULL,
+  PRIMARY KEY (who, id)
+);
+
+CREATE OR REPLACE FUNCTION ${S}.claim_request(p_who text, p_id bigint, p_claim bigint, p_window bigint)
+RETURNS TABLE (out_state text, out_reply text) LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := ${S}.now_ms();
+  v_max bigint;
+  v_reply text;
+  v_until bigint;
+BEGIN
+  INSERT INTO ${S}.request_clients AS rc (who, max_id, touched) VALUES (p_who, 0, v_now)
+    ON CONFLICT (who) DO UPDATE SET touched = v_now RETURNING rc.max_id INTO v_max;
+  SELECT r.reply, r.claimed_until INTO v_reply, v_until FROM ${S}.requests r WHERE r.who = p_who AND r.id = p_id;
+  IF FOUND THEN
+    IF v_reply IS NOT NULL THEN out_state := 'done'; out_reply := v_reply; RETURN NEXT; RETURN; END IF;
+    IF v_until > v_now THEN out_state := 'running'; RETURN NEXT; RETURN; END IF;
+    UPDATE ${S}.requests r SET claimed_until = v_now + p_claim WHERE r.who = p_who AND r.id = p_id;
+    out_state := 'run'; RETURN NEXT; RETURN;
+  END IF;
+  IF p_id <= v_max - p_window THEN out_state := 'stale'; RETURN NEXT; RETURN; END IF;
+  IF p_id > v_max THEN
+    UPDATE ${S}.request_clients rc SET max_id = p_id WHERE rc.who = p_who;
+    DELETE FROM ${S}.requests r WHERE r.who = p_who AND r.id <= p_id - p_window;
+  END IF;
+  INSERT INTO ${S}.requests (who, id, claimed_until) VALUES (p_who, p_id, v_now + p_claim);
+  out_state := 'run'; RETURN NEXT;
+END $$;
+
+-- Clients idle for longer than the replies are kept, and everything they had.
+CREATE OR REPLACE FUNCTION ${S}.forget_requests(p_keep bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE v_before bigint := ${S}.now_ms() - p_keep;
+BEGIN
+  DELETE FROM ${S}.requests r USING ${S}.request_clients c WHERE c.who = r.who AND c.touched < v_before;
+  DELETE FROM ${S}.request_clients c WHERE c.touched < v_before;
+END $$;
+
 -- Publishes a batch (the appends a process has queued while its previous batch committed): one
 -- transaction, one fsync, one NOTIFY for all of them; ids in array order.
 CREATE OR REPLACE FUNCTION ${S}.publish_batch(

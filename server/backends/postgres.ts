@@ -6,6 +6,7 @@ import { schemaSql } from "./postgres-schema.js";
 import { reading, throttledReporter } from "./store-errors.js";
 import { type FeedPage, GlobalFeed, readAllPages } from "./global-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./stored-message.js";
+import { PostgresLedger } from "./postgres-ledger.js";
 
 export interface PostgresBackendOptions {
   /** `postgres://user@host:port/db`; `?schema=` sets `schema`, `?application_name=` names the connections. */
@@ -54,6 +55,7 @@ export class PostgresBackend implements Backend {
   private readonly report: (e: unknown) => void;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
+  readonly ledger: PostgresLedger;
 
   constructor(private readonly options: PostgresBackendOptions = {}) {
     const { config, schema } = parsePostgresUrl(options.url ?? "postgres://postgres@127.0.0.1:5432/postgres");
@@ -71,6 +73,7 @@ export class PostgresBackend implements Backend {
     this.pool = new pg.Pool({ ...this.config, query_timeout: 10_000, max: options.poolSize ?? 10 });
     // An idle pooled connection that dies (server restart, pg_terminate_backend) is replaced on next use.
     this.pool.on("error", (e) => this.report(e));
+    this.ledger = new PostgresLedger(this.pool, this.S, this.report);
   }
 
   get epoch(): string {
@@ -180,6 +183,7 @@ export class PostgresBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     this.feed?.close();
+    this.ledger.close();
     clearTimeout(this.reconnectTimer);
     const l = this.listener;
     this.listener = undefined;

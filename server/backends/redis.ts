@@ -4,6 +4,7 @@ import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type
 import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
 import { type FeedPage, GlobalFeed, readAllPages } from "./global-feed.js";
 import { encodeMeta, publishedMessage, storedMessage } from "./stored-message.js";
+import { RedisLedger } from "./redis-ledger.js";
 import { reading, throttledReporter } from "./store-errors.js";
 
 export interface RedisBackendOptions {
@@ -41,6 +42,7 @@ export class RedisBackend implements Backend {
   private readonly report: (e: unknown) => void;
   private closed = false;
   private lastError?: Error;
+  readonly ledger: RedisLedger;
 
   constructor(private readonly options: RedisBackendOptions = {}) {
     const { url, prefix } = parseRedisUrl(options.url ?? "redis://127.0.0.1:6379");
@@ -51,6 +53,7 @@ export class RedisBackend implements Backend {
     const p = this.prefix;
     this.keys = { epoch: p + "epoch", gid: p + "gid", ids: p + "ids", global: p + "global" };
     this.notifyChannel = p + "notify";
+    this.ledger = new RedisLedger((script, keys, args) => this.eval(script, keys, args), p);
     const base: RedisOptions = {
       lazyConnect: true,
       // While Redis is down a publish must fail at once, not wait in a queue, and a command whose

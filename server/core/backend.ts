@@ -72,6 +72,42 @@ export interface Backend {
   /** Forgets everything and starts a new epoch (tests, demos). */
   reset(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Where replies to client requests are kept, shared by every process of this store, so that a
+   * request retried through another process is answered, not run again. None: the bus keeps them
+   * in its own process (exact only when one process serves a client).
+   */
+  readonly ledger?: RequestLedger;
+}
+
+/** What a claim on a request found (docs/protocol.md#12-requests). */
+export type Claim =
+  /** Nobody ran it: it is the caller's to run now (held for `claimMs`, then free again). */
+  | { state: "run" }
+  /** It ran: its reply, as the client was (or would have been) told. */
+  | { state: "done"; reply: string }
+  /** Another process is running it now. */
+  | { state: "running" }
+  /** Older than the window of replies kept: it may have run, it is never run again. */
+  | { state: "stale" };
+
+export interface LedgerTerms {
+  /** How long a claim holds before another process may run the request (a process that died). */
+  claimMs: number;
+  /** How long replies are kept after a client's last request. */
+  keepMs: number;
+  /** How many of a client's latest request ids are remembered; older ids are stale. */
+  window: number;
+}
+
+/** Replies by (client, request id): claimed before a handler runs, settled with the reply after. */
+export interface RequestLedger {
+  /** `who`: the client and its identity, one string (a reply never reaches another identity). */
+  claim(who: string, id: number, terms: LedgerTerms): Promise<Claim>;
+  settle(who: string, id: number, reply: string, terms: LedgerTerms): Promise<void>;
+  /** Gives a claim back unsettled (the store failed under the handler: nothing was done, it may run again). */
+  release(who: string, id: number): Promise<void>;
+  close?(): void;
 }
 
 export function randomEpoch(): string {

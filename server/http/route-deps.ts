@@ -16,6 +16,8 @@ export interface RouteBus {
   stats(): object;
   /** The browser bundle's text, or null when it is not built. */
   clientBundle(): string | null;
+  /** Whether request handlers or client publishing are set up (a WebSocket then keeps its upgrade's Context for them). */
+  takesRequests(): boolean;
   /** Draining: every answer closes its connection, the health check fails. */
   draining(): boolean;
   /** Draining, or about to: the health check fails. */

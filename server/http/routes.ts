@@ -10,6 +10,7 @@ import { handleSse } from "../transports/sse.js";
 import { cheapBodyLimit } from "./body-limit.js";
 import type { RouteBus, RouteRuntime } from "./route-deps.js";
 import { readSubscribe } from "./subscribe-request.js";
+import { requestRoute } from "./request-route.js";
 import { wsRoute } from "./ws-route.js";
 
 type Env = { Variables: { x: Exchange } };
@@ -92,6 +93,8 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   });
 
   app.get("/:clientId/ws", (c) => wsRoute(bus, runtime, c));
+
+  app.post("/:clientId/request", limit, async (c) => refused(c, false) ?? requestRoute(bus, c));
 
   app.get("/stats", (c) => c.json(bus.stats(), 200, NO_CACHE));
 

@@ -51,5 +51,7 @@ export async function wsRoute(bus: RouteBus, runtime: RouteRuntime, c: Context):
   const who = await bus.identify(c, clientId);
   // Kept only when an `authorize` hook needs the upgrade request later, for each subscribe.
   const authorize = bus.authorizes ? (channels: Iterable<string>) => bus.authorizeAll(c, channels) : null;
-  return runtime.upgrade(c, (socket) => new WsSubscriber(bus.transports, who, socket, authorize));
+  // Kept too when the app takes requests: its handlers get the upgrade's Context as `ctx.c`.
+  const origin = bus.takesRequests() ? c : null;
+  return runtime.upgrade(c, (socket) => new WsSubscriber(bus.transports, who, socket, authorize, origin));
 }

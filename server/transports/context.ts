@@ -1,6 +1,7 @@
 import type { Limits } from "../../src/limits.js";
 import type { Backend } from "../core/backend.js";
 import type { Hub } from "../core/hub.js";
+import type { RequestRunner } from "../core/requests.js";
 import type { Identity } from "../core/targeting.js";
 
 /** A held poll as the `__seq` rule sees it: a newer one of the same slot replaces an older one. */
@@ -23,6 +24,8 @@ export interface TransportContext {
   readonly chunkedEncoding: boolean;
   /** Held polls by slot (client id and identity), for message_bus's `__seq` rule. */
   readonly longPolls: Map<string, HeldPollSlot>;
+  /** Runs client requests (docs/protocol.md#12-requests), whichever transport brought them. */
+  readonly requests: RequestRunner;
   /** Where unexpected errors go (never a client's mistake). */
   report(e: unknown): void;
   /** While the bus drains: within how many ms a client is to come back elsewhere; null otherwise. */

@@ -1,6 +1,7 @@
 import type { StatusData } from "../../src/envelope.js";
 import { ProtocolError } from "../../src/errors.js";
 import { pageBytes } from "../../src/limits.js";
+import { parseRequests, replyFrame } from "../../src/request.js";
 import { parseSubscription } from "../../src/subscription.js";
 import { batchJson as encodeBatch, WS_CLOSE } from "../../src/wire.js";
 import { BackendUnavailableError } from "../core/backend.js";
@@ -41,6 +42,8 @@ export class WsSubscriber extends Subscriber {
     private readonly ws: WsSocket,
     /** Refuses channels this connection may not have (the app's `authorize`), or null when there is none. */
     private readonly authorize: ((channels: Iterable<string>) => Promise<void>) | null,
+    /** What request handlers get as `ctx.c`: the upgrade's Context (kept only when the app takes requests). */
+    private readonly origin: unknown = null,
   ) {
     super(ctx.hub, who);
     this.hub.add(this, []);
@@ -94,7 +97,13 @@ export class WsSubscriber extends Subscriber {
     } catch {
       throw new ProtocolError("invalid JSON frame", 400, WS_CLOSE.invalidData);
     }
-    if (frame && typeof frame === "object" && "subscribe" in frame) {
+    if (frame && typeof frame === "object" && ("request" in frame || "requests" in frame)) {
+      // Handed to the client's queue: a slow handler holds neither this socket's frames nor its subscribes.
+      const requests = parseRequests(frame, this.ctx.limits.maxRequestsPerBatch);
+      this.ctx.requests.submit(this.who, requests, this.origin, (_id, reply) => {
+        if (!this.closed) this.ws.send(replyFrame([reply]));
+      });
+    } else if (frame && typeof frame === "object" && "subscribe" in frame) {
       await this.subscribe((frame as { subscribe: unknown }).subscribe);
     } else if (frame && typeof frame === "object" && "unsubscribe" in frame) {
       const list = (frame as { unsubscribe: unknown }).unsubscribe;
@@ -103,7 +112,7 @@ export class WsSubscriber extends Subscriber {
       }
       this.leave(list.filter((ch) => this.positions.has(ch)));
     } else {
-      throw new ProtocolError('unknown frame: send {"subscribe":{"/channel":lastId}} or {"unsubscribe":["/channel"]}');
+      throw new ProtocolError('unknown frame: send {"subscribe":{"/chan":lastId}}, {"unsubscribe":["/chan"]} or {"request":{"id":1,…}}');
     }
   }
 
