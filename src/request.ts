@@ -1,4 +1,5 @@
 import { ProtocolError } from "./errors.js";
+import { nestedDeeperThan } from "./json-depth.js";
 import { isWellFormed, quote, utf8Length } from "./text.js";
 
 /**
@@ -29,6 +30,8 @@ export const REPLY_CHANNEL = "/__reply";
 export const PUBLISH_METHOD = "__publish";
 
 export const MAX_METHOD_BYTES = 100;
+/** Deepest nesting of a request's data (its reply may echo it, and encoding recurses). */
+export const MAX_DATA_DEPTH = 1000;
 
 /** A request id: what a client may number its requests with. */
 export function isRequestId(id: unknown): id is number {
@@ -42,6 +45,7 @@ function checkRequest(r: unknown): RequestEnvelope {
   if (typeof method !== "string" || method.length === 0 || utf8Length(method) > MAX_METHOD_BYTES || !isWellFormed(method) || /[\u0000-\u001f\u007f]/.test(method)) {
     throw new ProtocolError(`bad method: ${quote(method, 60)} (1-${MAX_METHOD_BYTES} bytes of text)`);
   }
+  if (nestedDeeperThan(data, MAX_DATA_DEPTH)) throw new ProtocolError(`request ${id}: data nested too deeply: at most ${MAX_DATA_DEPTH} levels`);
   return { id, method, data: data === undefined ? null : data };
 }
 

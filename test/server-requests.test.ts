@@ -210,6 +210,39 @@ describe("POST {base}/{clientId}/request", () => {
   });
 });
 
+describe("data nested deeper than a reply can echo", () => {
+  // JSON.parse takes any depth, JSON.stringify recurses: an echoed reply of deep data overflowed the
+  // stack on the way out (found by `npm run fuzz`). The bound is on the way in, with its reason.
+  const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+  const depthOf = (v: unknown): number => (Array.isArray(v) ? 1 + (v.length ? depthOf(v[0]) : 0) : 0);
+
+  it("over HTTP: 1,000 levels are echoed, 1,001 and 20,000 are 400 with the reason, nothing logged", async () => {
+    const s = await start();
+    s.bus.handle("echo", (data) => data);
+    const raw = async (id: number, depth: number) => {
+      const res = await fetch(`${s.base}/d1/request`, { method: "POST", headers: { "Content-Type": "application/json" }, body: `{"id":${id},"method":"echo","data":${nested(depth)}}` });
+      return { status: res.status, body: (await res.json()) as { error?: string; data?: unknown } };
+    };
+    const ok = await raw(1, 1000);
+    expect(ok.status).toBe(200);
+    expect(depthOf(ok.body.data)).toBe(1000);
+    for (const [id, depth] of [[2, 1001], [3, 20_000]]) {
+      expect(await raw(id, depth)).toEqual({ status: 400, body: { error: `request ${id}: data nested too deeply: at most 1000 levels` } });
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it("on a WebSocket: close 1008 with the reason, nothing logged", async () => {
+    const s = await start();
+    s.bus.handle("echo", (data) => data);
+    const ws = socket(s, "d2");
+    await ws.opened;
+    ws.send(`{"request":{"id":1,"method":"echo","data":${nested(20_000)}}}`);
+    expect(await ws.whenClosed()).toEqual({ code: 1008, reason: "request 1: data nested too deeply: at most 1000 levels" });
+    expect(errors).toEqual([]);
+  });
+});
+
 describe("requests on a WebSocket", () => {
   it("frames in, replies as /__reply envelopes out, in order; the same ids over HTTP get the kept replies", async () => {
     const s = await start();
