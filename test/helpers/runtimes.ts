@@ -1,12 +1,21 @@
 /** Bun and Deno, from their npm packages (node_modules/.bin), as commands that run a script. */
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { requireService } from "./services.js";
 
 export const RUNTIMES = ["bun", "deno"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
 
-const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
+/**
+ * The runtime's binary: where npm links it, or (when the package's install script did not run) in
+ * the platform package that ships it.
+ */
+function bin(name: Runtime): string {
+  const inModules = (path: string) => fileURLToPath(new URL(`../../node_modules/${path}`, import.meta.url));
+  const candidates = name === "bun" ? [".bin/bun", "@oven/bun-linux-x64/bin/bun"] : [".bin/deno", "@deno/linux-x64-glibc/deno"];
+  return candidates.map(inModules).find((p) => existsSync(p)) ?? inModules(candidates[0]);
+}
 
 /** The command that runs a JavaScript file on `runtime` (Deno: every permission, as `deno run -A`). */
 export function runtimeCommand(runtime: Runtime): string[] {
