@@ -299,6 +299,24 @@ describe.each(RUNTIMES.map((r) => [r, requireRuntime(r)] as const))("cometbus se
     });
   });
 
+  it.skipIf(!available)("shedding (--max-connections 0): a WebSocket is taken and closed 1013 with the reason, a stream refused 503", async () => {
+    const shedding = await spawnServer("memory", TOKEN, ["--max-connections", "0"], runtimeCommand(runtime));
+    try {
+      const c = new WsClient(wsUrl(shedding.url, "shed"));
+      await c.opened;
+      const closed = await c.whenClosed();
+      expect(closed.code).toBe(1013);
+      expect(closed.reason).toMatch(/^overloaded: 0 connections \(at most 0\): retry after \d+ ms$/);
+      const res = await fetch(`${shedding.url}/shed/sse?%2Fx=-1`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({ error: expect.stringMatching(/^overloaded/) });
+      // A plain poll holds no connection: still answered.
+      expect((await poll(shedding.url, "shed", { "/x": -1 })).status).toBe(200);
+    } finally {
+      await shedding.stop();
+    }
+  });
+
   it.skipIf(!available)("--demo serves the demo page and the bus beside it", async () => {
     const demo = await spawnServer("memory", TOKEN, ["--demo"], runtimeCommand(runtime));
     try {
