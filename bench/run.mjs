@@ -7,12 +7,17 @@
 //   --repeat N         run every cell N times (default 1)
 //   --profile          servers run under node --cpu-prof; profiles land in bench/results/profiles/
 //                      (read one with `node bench/lib/profile-top.mjs FILE`)
+//   --runtimes         the runtime dimension alone: WebSocket and SSE, cometbus and bare, on Node, Bun
+//                      and Deno (and nchan), at 1k × 20 and 1k × 100 msg/s and idle; writes
+//                      bench/results/runtimes-latest.md
+//   --seconds N        fan-out cells publish for N s;  --connections N  idle cells hold N connections
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { SCENARIOS } from "./scenarios/index.mjs";
 import { markdown } from "./lib/table.mjs";
+import { runtimeTable } from "./lib/runtime-table.mjs";
 import { killAll } from "./lib/server.mjs";
 
 // The publisher runs here: same priority as the servers and generator (see lib/server.mjs). With
@@ -41,6 +46,9 @@ const { values } = parseArgs({
     workers: { type: "string", default: "1" },
     repeat: { type: "string", default: "1" },
     profile: { type: "boolean", default: false },
+    runtimes: { type: "boolean", default: false },
+    seconds: { type: "string" },
+    connections: { type: "string" },
   },
 });
 const root = new URL("..", import.meta.url).pathname;
@@ -57,9 +65,12 @@ if (values.profile) {
   mkdirSync(process.env.BENCH_PROFILE_DIR, { recursive: true });
 }
 
-const only = values.only?.split(",");
-const filters = values.targets?.split(",");
-const opts = { quick: values.quick, workers: Number(values.workers) };
+const RUNTIME_SCENARIOS = ["fanout-1k-r20", "fanout-1k", "idle-10k"];
+const RUNTIME_TARGETS = ["cometbus ws", "cometbus sse", "bare ws", "bare sse", "nchan ws", "nchan sse"];
+const only = values.only?.split(",") ?? (values.runtimes ? RUNTIME_SCENARIOS : undefined);
+const filters = values.targets?.split(",") ?? (values.runtimes ? RUNTIME_TARGETS : undefined);
+const count = (v) => (v === undefined ? undefined : Number(v));
+const opts = { quick: values.quick, workers: Number(values.workers), seconds: count(values.seconds), connections: count(values.connections) };
 const results = {
   date: new Date().toISOString(),
   quick: values.quick,
@@ -89,7 +100,7 @@ for (const sc of SCENARIOS) {
 
 // publish.mjs measures publishing per backend (publishes/s, latency); run it if it is there.
 let publishMd = "";
-if ((!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", import.meta.url))) {
+if (!values.runtimes && (!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", import.meta.url))) {
   process.stdout.write("publish · bench/publish.mjs …\n");
   const json = new URL(`./results/publish-latest${values.quick ? "-quick" : ""}.json`, import.meta.url).pathname;
   const r = spawnSync(process.execPath, [new URL("./publish.mjs", import.meta.url).pathname, ...(values.quick ? ["--quick"] : []), "--json", json], {
@@ -108,6 +119,14 @@ results.minutes = Math.round((Date.now() - started) / 600) / 100;
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
 const md = markdown(results) + (publishMd ? "\n" + publishMd : "");
+if (values.runtimes) {
+  const table = `### Runtimes\n\n${runtimeTable(results)}`;
+  const file = new URL(`./results/runtimes-latest${values.quick ? "-quick" : ""}`, import.meta.url).pathname;
+  writeFileSync(`${file}.json`, JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(`${file}.md`, `${table}\n${markdown(results)}`);
+  process.stdout.write(`\n${table}\n(${results.minutes} min; ${file}.md)\n`);
+  process.exit(0);
+}
 // latest.* is the last full run; quick and partial runs (--only, --targets) keep their own.
 const suffix = values.quick ? "-quick" : only || filters ? "-partial" : "";
 writeFileSync(new URL(`./results/${stamp}${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");

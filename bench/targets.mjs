@@ -1,5 +1,6 @@
 // Every (server, transport) the bench can drive: how to start it, subscribe, publish, and ask the
 // server how many subscribers it holds (the confirmation for clients that cannot see it themselves).
+import { existsSync } from "node:fs";
 import { nchanInstalled } from "./servers/nchan.mjs";
 
 const json = { "Content-Type": "application/json" };
@@ -34,6 +35,21 @@ const nchan = (client) => ({
   count: async (port) => JSON.parse(await get(port, "/publish", { Accept: "application/json" })).subscribers,
 });
 
+/**
+ * The runtime dimension: cometbus's WebSocket and SSE on Bun's and Deno's own servers, and the bare
+ * baseline on each (bench/servers/bare-web.mjs), where the runtime's npm package is installed.
+ */
+function runtimeTargets(runtime) {
+  if (!existsSync(new URL(`../node_modules/.bin/${runtime}`, import.meta.url))) return {};
+  const on = (t) => ({ ...t, runtime });
+  return {
+    [`cometbus ws · ${runtime}`]: on(cometbus("ws", "cometbusWs", "websocket")),
+    [`cometbus sse · ${runtime}`]: on(cometbus("sse", "cometbusSse", "sse")),
+    [`bare ws · ${runtime}`]: on(plain("bare-web", "bareWs")),
+    [`bare sse · ${runtime}`]: on(plain("bare-web", "bareSse")),
+  };
+}
+
 export const TARGETS = {
   "cometbus ws": cometbus("ws", "cometbusWs", "websocket"),
   "cometbus sse": cometbus("sse", "cometbusSse", "sse"),
@@ -46,6 +62,8 @@ export const TARGETS = {
   "socket.io polling": plain("socketio", "socketioPolling"),
   "faye ws": plain("faye", "fayeWs"),
   "faye long-poll": plain("faye", "fayeLongPoll"),
+  ...runtimeTargets("bun"),
+  ...runtimeTargets("deno"),
   ...(nchanInstalled()
     ? { "nchan ws": nchan("nchanWs"), "nchan sse": nchan("nchanSse"), "nchan long-poll": nchan("nchanLongPoll") }
     : {}),

@@ -30,6 +30,9 @@ const LAYERS = [
   { files: "server/transports/**", may: ["src/**", "server/core/**", "server/transports/**"],                            mayNot: ["node:*", "hono", "@hono/*", "ws"] },
   { files: "server/http/**",       may: ["src/**", "server/core/**", "server/transports/**", "server/http/**"],          mayNot: [] },
   { files: "server/node/**",       may: ["src/**", "server/core/**", "server/transports/**", "server/http/**", "server/node/**"], mayNot: [] },
+  // Bun's and Deno's adapters speak to their runtime's own server: nothing of Node, nor of each other.
+  { files: "server/bun/**",        may: ["src/**", "server/core/**", "server/transports/**", "server/http/**", "server/bun/**"],  mayNot: ["node:*", "ws", "@hono/node-server"] },
+  { files: "server/deno/**",       may: ["src/**", "server/core/**", "server/transports/**", "server/http/**", "server/deno/**"], mayNot: ["node:*", "ws", "@hono/node-server"] },
   { files: "server/*.ts",          may: ["src/**", "server/**"],                                                         mayNot: [] },
   { files: "client/**",            may: ["src/**", "client/**"],                                                         mayNot: ["node:*", ...SERVER_PACKAGES] },
 ];

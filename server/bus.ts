@@ -18,8 +18,8 @@ import { createRoutes, mountRoutes } from "./http/routes.js";
 import { attach, type DrainOptions, type NodeLink } from "./node/attach.js";
 import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
 import { LagMonitor } from "./node/lag-monitor.js";
-import { listen, type Listening } from "./node/listen.js";
-import { nodeRuntime } from "./node/runtime.js";
+import type { Listening } from "./node/listen.js";
+import { listenOnRuntime, nodeRuntime, routeRuntime } from "./runtimes.js";
 import { clientBundle } from "./client-bundle.js";
 import { type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
@@ -297,12 +297,12 @@ export class MessageBus {
 
   /** The Hono app with every route; mount it at `base` (`app.route("/message-bus", bus.routes())`). */
   routes(): Hono {
-    return (this.app ??= createRoutes(this.routeBus(), nodeRuntime(this.fast)));
+    return (this.app ??= createRoutes(this.routeBus(), routeRuntime(nodeRuntime(this.fast), (e) => this.logError(e))));
   }
 
-  /** Serves the routes (and WebSocket upgrades) on node:http. */
+  /** Serves the routes (and WebSocket upgrades) on node:http, or on Bun's or Deno's own server there. */
   listen(port = 3000, hostname = "127.0.0.1", app?: Hono): Promise<Listening> {
-    return listen(this.nodeLink(), port, hostname, app);
+    return listenOnRuntime({ ...this.nodeLink(), maxBufferedBytes: this.limits.maxBufferedBytes }, port, hostname, app);
   }
 
   /**

@@ -69,6 +69,8 @@ async function main(argv: string[]): Promise<void> {
   const app = values.demo ? demoApp(bus) : undefined;
   const server = await bus.listen(port, values.host, app);
   process.stdout.write(`cometbus listening on ${server.url}${values.demo ? "/" : bus.options.base}\n`);
+  // On Bun and Deno: say that their own server (and WebSocket) serves, not their Node compatibility layer.
+  if (server.runtime !== "node") process.stdout.write(`cometbus serves with ${server.runtime === "bun" ? "Bun.serve" : "Deno.serve"} and its own WebSocket\n`);
   let stopping = false;
   const stop = (drain: boolean) => {
     if (stopping) return;

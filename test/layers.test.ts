@@ -118,6 +118,31 @@ describe("check-layers", () => {
       ],
     },
     {
+      name: "a Bun adapter importing node:http and ws",
+      files: { "server/bun/listen.ts": `import { createServer } from "node:http";\nimport WebSocket from "ws";\nexport const x = [createServer, WebSocket];\n` },
+      expected: ["server/bun/listen.ts:1: imports node:http: server/bun/** may not import node:*", "server/bun/listen.ts:2: imports ws: server/bun/** may not import"],
+    },
+    {
+      name: "a Deno adapter importing the Node adapter, and the Bun one",
+      files: {
+        "server/node/sink.ts": `export const sink = 1;\n`,
+        "server/bun/types.ts": `export const bun = 1;\n`,
+        "server/deno/listen.ts": `import { sink } from "../node/sink.js";\nimport { bun } from "../bun/types.js";\nexport const x = [sink, bun];\n`,
+      },
+      expected: [
+        "server/deno/listen.ts:1: imports ../node/sink.js (server/node/sink.ts): server/deno/** may import only src/**, server/core/**, server/transports/**, server/http/**, server/deno/**",
+        "server/deno/listen.ts:2: imports ../bun/types.js (server/bun/types.ts): server/deno/** may import only",
+      ],
+    },
+    {
+      name: "the Node adapter importing the Bun one",
+      files: {
+        "server/bun/runtime.ts": `export const bunRuntime = 1;\n`,
+        "server/node/listen.ts": `import { bunRuntime } from "../bun/runtime.js";\nexport const x = bunRuntime;\n`,
+      },
+      expected: ["server/node/listen.ts:1: imports ../bun/runtime.js (server/bun/runtime.ts): server/node/** may import only"],
+    },
+    {
       name: "a protocol file importing a package",
       files: { "src/wire.ts": `export { parse } from "eventsource-parser";\n` },
       expected: ["src/wire.ts:1: imports eventsource-parser: src/** may not import any package"],

@@ -60,19 +60,31 @@ export function killAll() {
   }
 }
 
-/** `kind`: a file name in bench/servers (Node) or "nchan". Resolves { port, pid, pids(), mem(), stop() }. */
-export async function startServer(kind, env = {}) {
+/** Bun and Deno from their npm packages: the command that runs a bench server script on each. */
+const RUNTIME_COMMANDS = {
+  bun: (script) => [new URL("../../node_modules/.bin/bun", import.meta.url).pathname, [script]],
+  deno: (script) => [new URL("../../node_modules/.bin/deno", import.meta.url).pathname, ["run", "-A", script]],
+};
+
+/**
+ * `kind`: a file name in bench/servers or "nchan"; `runtime`: what runs it, node (default), bun or
+ * deno. Resolves { port, pid, pids(), mem(), stop() }. On Bun and Deno there is no IPC channel to
+ * ask for the heap: mem() is null and the memory figures are RSS from /proc.
+ */
+export async function startServer(kind, env = {}, runtime = "node") {
   let cmd, args, dir, port;
   if (kind === "nchan") {
     port = await freePort();
     ({ cmd, args, dir } = nchanCommand(port));
+  } else if (runtime !== "node") {
+    [cmd, args] = RUNTIME_COMMANDS[runtime](new URL(`../servers/${kind}.mjs`, import.meta.url).pathname);
   } else {
     cmd = process.execPath;
     // --profile: node --cpu-prof for the server under test; stop() then exits it cleanly to write it.
     const prof = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
     args = ["--expose-gc", ...prof, new URL(`../servers/${kind}.mjs`, import.meta.url).pathname];
   }
-  const child = spawnRaised(cmd, args, ["ignore", "pipe", "inherit", ...(kind === "nchan" ? [] : ["ipc"])], env);
+  const child = spawnRaised(cmd, args, ["ignore", "pipe", "inherit", ...(kind === "nchan" || runtime !== "node" ? [] : ["ipc"])], env);
   const exited = new Promise((resolve) => child.once("exit", resolve));
   if (kind === "nchan") {
     await waitHttp(port, "/hello", 10_000);
@@ -101,7 +113,7 @@ export async function startServer(kind, env = {}) {
       });
     },
     async stop() {
-      if (process.env.BENCH_PROFILE_DIR && kind !== "nchan") {
+      if (process.env.BENCH_PROFILE_DIR && kind !== "nchan" && runtime === "node") {
         child.kill("SIGINT");
         await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       }

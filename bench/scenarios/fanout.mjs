@@ -14,7 +14,7 @@ const round = (x, d = 1) => (x == null ? null : Math.round(x * 10 ** d) / 10 ** 
 
 export async function fanout({ targetName, subs, rate, durationMs, workers }) {
   const target = TARGETS[targetName];
-  const server = await startServer(target.server);
+  const server = await startServer(target.server, {}, target.runtime);
   const gen = new Generator(workers);
   try {
     const sub = await subscribeAll(gen, target, server.port, subs, 60_000);

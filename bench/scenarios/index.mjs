@@ -19,16 +19,16 @@ const fanoutSummary = (c) =>
 export const SCENARIOS = [
   {
     name: "fanout-1k-r20",
-    describe: ({ quick }) => `${quick ? 200 : 1000} subscribers, 20 msg/s, ${quick ? 5 : 15} s`,
+    describe: ({ quick, seconds }) => `${quick ? 200 : 1000} subscribers, 20 msg/s, ${seconds ?? (quick ? 5 : 15)} s`,
     targets: fanoutTargets,
-    run: (t, { quick, workers }) => fanout({ targetName: t, subs: quick ? 200 : 1000, rate: 20, durationMs: ms(quick ? 5 : 15), workers }),
+    run: (t, { quick, workers, seconds }) => fanout({ targetName: t, subs: quick ? 200 : 1000, rate: 20, durationMs: ms(seconds ?? (quick ? 5 : 15)), workers }),
     summary: fanoutSummary,
   },
   {
     name: "fanout-1k",
-    describe: ({ quick }) => `${quick ? 200 : 1000} subscribers, 100 msg/s, ${quick ? 5 : 10} s`,
+    describe: ({ quick, seconds }) => `${quick ? 200 : 1000} subscribers, 100 msg/s, ${seconds ?? (quick ? 5 : 10)} s`,
     targets: fanoutTargets,
-    run: (t, { quick, workers }) => fanout({ targetName: t, subs: quick ? 200 : 1000, rate: 100, durationMs: ms(quick ? 5 : 10), workers }),
+    run: (t, { quick, workers, seconds }) => fanout({ targetName: t, subs: quick ? 200 : 1000, rate: 100, durationMs: ms(seconds ?? (quick ? 5 : 10)), workers }),
     summary: fanoutSummary,
   },
   {
@@ -41,9 +41,9 @@ export const SCENARIOS = [
 
   {
     name: "idle-10k",
-    describe: ({ quick }) => `${quick ? "2,000" : "10,000"} idle connections per transport (RSS per connection 2 s after the last connected, and settled 6 s later; heap after a GC)`,
+    describe: ({ quick, connections }) => `${(connections ?? (quick ? 2000 : 10_000)).toLocaleString("en")} idle connections per transport (RSS per connection 2 s after the last connected, and settled 6 s later; heap after a GC)`,
     targets: idleTargets,
-    run: (t, { quick, workers }) => idle({ targetName: t, connections: quick ? 2000 : 10_000, workers }),
+    run: (t, { quick, workers, connections }) => idle({ targetName: t, connections: connections ?? (quick ? 2000 : 10_000), workers }),
     summary: (c) => (c.error ? `ERROR ${c.error.split("\n")[0]}` : `${c.connectS} s to connect, ${c.rssPerConnKB} KB RSS/conn (settled ${c.rssSettledPerConnKB}), ${c.heapPerConnKB} KB heap/conn`),
   },
   {

@@ -3,19 +3,13 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
+import type { DrainOptions } from "../http/listening.js";
 import type { FastPaths } from "./fast-paths.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 import { explainingWebSocket } from "./ws-frames.js";
 import { NodeWsSocket } from "./ws-socket.js";
 
-export interface DrainOptions {
-  /** Over how long connections are told to move, in ms. Default: the `drainWindow` option. */
-  window?: number;
-  /** How long the health check fails first, in ms. Default: the `drainDelay` option. */
-  delay?: number;
-  /** Called when the delay is over, just before the first connections are told (a server stops accepting then). */
-  onMove?: () => void;
-}
+export type { DrainOptions };
 
 /** What `listen` and `attach` need of the bus (the facade gives it; the adapter never sees MessageBus). */
 export interface NodeLink {

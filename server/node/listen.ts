@@ -4,19 +4,12 @@ import type { Duplex } from "node:stream";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Hono } from "hono";
 import { truncateUtf8 } from "../../src/text.js";
-import { attach, type DrainOptions, type NodeLink, ownUpgradeListener } from "./attach.js";
+import { type Served, serverUrl } from "../http/listening.js";
+import { attach, type NodeLink, ownUpgradeListener } from "./attach.js";
 
-export interface Listening {
+/** A server on node:http (`server` is it: its events and sockets are the app's to watch). */
+export interface Listening extends Served {
   server: Server;
-  port: number;
-  url: string;
-  /**
-   * The bus's `drain`: the health check fails; after `delay` ms no new connection is accepted and
-   * those held are told to move, spread over `window` ms. Resolves when every one was told; close() then.
-   */
-  drain(options?: Omit<DrainOptions, "onMove">): Promise<void>;
-  /** Stops accepting, ends every connection, and closes the bus. */
-  close(): Promise<void>;
 }
 
 /** Serves `app` (default: the bus's routes at its base) on node:http, WebSocket upgrades included. */
@@ -60,14 +53,14 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   // Once: no new connection from now on (Node closes the idle keep-alive ones too); resolves when none is left.
   let stopped: Promise<void> | undefined;
   const stopAccepting = () => (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
   return {
+    runtime: "node",
     server,
     port: actual,
-    url: `http://${host}:${actual}`,
+    url: serverUrl(hostname, actual),
     async drain(options) {
       await link.drain({ ...options, onMove: () => void stopAccepting() });
     },

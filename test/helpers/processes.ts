@@ -24,10 +24,16 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnServer(backend: string, token: string, extraArgs: string[] = []): Promise<ServerProcess> {
+/** `runtime`: the command that runs a script (default this Node; `[bun]`, `[deno, "run", "-A"]`). */
+export async function spawnServer(backend: string, token: string, extraArgs: string[] = [], runtime: string[] = [process.execPath]): Promise<ServerProcess> {
   for (let i = 0; i < DIST_WAIT.tries && !existsSync(CLI); i++) await pause(DIST_WAIT.everyMs);
   if (!existsSync(CLI)) throw new Error("dist/server/cli.js is missing: run npm run build (npm test does)");
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--backend", backend, "--publish-token", token, ...extraArgs], {
+  return spawnListening(runtime, [CLI, "serve", "--port", "0", "--backend", backend, "--publish-token", token, ...extraArgs]);
+}
+
+/** A script that prints "listening on URL" once it serves (the CLI, a test's own server), run by `runtime`. */
+export async function spawnListening(runtime: string[], args: string[]): Promise<ServerProcess> {
+  const child = spawn(runtime[0], [...runtime.slice(1), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PORT: "" },
   });
