@@ -70,7 +70,7 @@ export class MessageBus {
 
   constructor(options: MessageBusOptions = {}) {
     ({ options: this.options, limits: this.limits } = resolveOptions(options));
-    this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e));
+    this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e), this.options.flushDelay);
     this.fast = this.options.fastPaths === false ? NO_FAST_PATHS : probeFastPaths();
     const { backend, loaded } = openBackend(this.options.backend ?? "memory");
     this.backend = backend;

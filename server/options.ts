@@ -60,6 +60,12 @@ export interface MessageBusOptions {
    */
   fastPaths?: boolean;
   /**
+   * The most a busy process holds a flush, in ms: when the last flush to the connections took half
+   * the time between publishes or more, the next one waits up to this long, so each connection gets
+   * the messages of that while in one write. An idle process flushes at once. 0 never holds. Default 10.
+   */
+  flushDelay?: number;
+  /**
    * Reconnections per second this process asks its clients to keep to when it goes away without a
    * drain (a crash, a shutdown): each is told to wait a random moment within connections / rate
    * seconds (at most 30 s). Default 500 (a reconnect costs about 1 ms of a core).
@@ -107,6 +113,7 @@ export type ResolvedOptions = Required<
     | "maxBacklogAge"
     | "maxGlobalBacklogSize"
     | "reconnectRate"
+    | "flushDelay"
     | "drainWindow"
     | "drainDelay"
     | "shedRetryAfterMs"
@@ -131,6 +138,7 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
     maxBacklogAge: 7 * DAY,
     maxGlobalBacklogSize: 2000,
     reconnectRate: 500,
+    flushDelay: 10,
     drainWindow: 10_000,
     drainDelay: 0,
     shedRetryAfterMs: 5000,
