@@ -21,7 +21,7 @@ import { LagMonitor } from "./node/lag-monitor.js";
 import { listen, type Listening } from "./node/listen.js";
 import { nodeRuntime } from "./node/runtime.js";
 import { clientBundle } from "./client-bundle.js";
-import { type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
+import { deflateSettings, type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
@@ -388,6 +388,7 @@ export class MessageBus {
       base: this.options.base,
       maxFrameBytes: this.limits.maxFrameBytes,
       fast: this.fast,
+      deflate: deflateSettings(this.options.perMessageDeflate),
       mounted: () => mountRoutes(this.options.base, this.routes()),
       report: (e) => this.logError(e),
       close: () => this.close(),

@@ -66,6 +66,12 @@ export interface MessageBusOptions {
    */
   flushDelay?: number;
   /**
+   * WebSocket permessage-deflate for clients that offer it (every browser does): each live message
+   * is compressed once and the same bytes go to every such socket. `true`, or `{ threshold }` (bytes
+   * below which a message goes uncompressed, default 1024). Default false.
+   */
+  perMessageDeflate?: boolean | { threshold?: number };
+  /**
    * Reconnections per second this process asks its clients to keep to when it goes away without a
    * drain (a crash, a shutdown): each is told to wait a random moment within connections / rate
    * seconds (at most 30 s). Default 500 (a reconnect costs about 1 ms of a core).
@@ -155,9 +161,18 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
   if (limits.maxBufferedBytes < limits.maxMessageBytes) {
     throw new RangeError(`cometbus: limits.maxBufferedBytes (${limits.maxBufferedBytes}) must be at least limits.maxMessageBytes (${limits.maxMessageBytes})`);
   }
+  deflateSettings(resolved.perMessageDeflate);
   return { options: resolved, limits };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The `perMessageDeflate` option as the WebSocket adapter takes it: null when off. */
+export function deflateSettings(option: MessageBusOptions["perMessageDeflate"]): { threshold: number } | null {
+  if (!option) return null;
+  const threshold = option === true ? 1024 : (option.threshold ?? 1024);
+  if (!(threshold >= 0)) throw new RangeError(`cometbus: perMessageDeflate.threshold must be a number of bytes ≥ 0, not ${threshold}`);
+  return { threshold };
 }

@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { FastPaths } from "./fast-paths.js";
+import { type DeflateSettings, wsDeflateOptions } from "./ws-deflate.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 import { explainingWebSocket } from "./ws-frames.js";
 import { NodeWsSocket } from "./ws-socket.js";
@@ -22,6 +23,8 @@ export interface NodeLink {
   readonly base: string;
   readonly maxFrameBytes: number;
   readonly fast: FastPaths;
+  /** permessage-deflate (ws-deflate.ts), null when off. */
+  readonly deflate: DeflateSettings | null;
   /** The routes mounted at `base` in an app of their own, for when no app is given. */
   mounted(): Hono;
   report(e: unknown): void;
@@ -79,7 +82,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     // ws closes an oversized frame with 1009 but no reason; up to this ceiling the frame is read and
     // refused by WsSubscriber with a reason that says the limit. Beyond it ws's bare 1009 still guards memory.
     maxPayload: link.maxFrameBytes * 4,
-    perMessageDeflate: false,
+    perMessageDeflate: wsDeflateOptions(link.deflate, link.fast.sharedFrames),
     clientTracking: false,
     WebSocket: explainingWebSocket(link.maxFrameBytes),
   });
@@ -125,7 +128,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     const open = takeUpgrade(req);
     if (!open || socket.destroyed) return reject(socket, res);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const wrapped = new NodeWsSocket(ws, link.fast);
+      const wrapped = new NodeWsSocket(ws, link.fast, link.deflate);
       try {
         wrapped.connect(open(wrapped));
       } catch (e) {
