@@ -4,7 +4,8 @@
 //   --only a,b         scenarios by name (fanout-1k-r20, fanout-1k, fanout-max, idle-10k, poll-rps, publish)
 //   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")
 //   --workers N        generator processes (default 1)
-//   --repeat N         run every cell N times (default 1)
+//   --repeat N         run every cell N times (default 1), interleaved: A, B, A, B (drift favours none)
+//   --seconds S        publishing time of every fan-out cell (default: the scenario's own)
 //   --profile          servers run under node --cpu-prof; profiles land in bench/results/profiles/
 //                      (read one with `node bench/lib/profile-top.mjs FILE`)
 import { execFileSync, spawnSync } from "node:child_process";
@@ -12,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { SCENARIOS } from "./scenarios/index.mjs";
+import { goals } from "./lib/goals.mjs";
 import { markdown } from "./lib/table.mjs";
 import { killAll } from "./lib/server.mjs";
 
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     targets: { type: "string" },
     workers: { type: "string", default: "1" },
     repeat: { type: "string", default: "1" },
+    seconds: { type: "string" },
     profile: { type: "boolean", default: false },
   },
 });
@@ -59,7 +62,7 @@ if (values.profile) {
 
 const only = values.only?.split(",");
 const filters = values.targets?.split(",");
-const opts = { quick: values.quick, workers: Number(values.workers) };
+const opts = { quick: values.quick, workers: Number(values.workers), seconds: values.seconds ? Number(values.seconds) : undefined };
 const results = {
   date: new Date().toISOString(),
   quick: values.quick,
@@ -71,17 +74,20 @@ const started = Date.now();
 for (const sc of SCENARIOS) {
   if (only && !only.includes(sc.name)) continue;
   const rows = (results.scenarios[sc.name] = { describe: sc.describe(opts), cells: [] });
-  for (const targetName of sc.targets(opts)) {
-    if (filters && !filters.some((f) => targetName.includes(f))) continue;
-    for (let r = 0; r < Number(values.repeat); r++) {
-      process.stdout.write(`${sc.name} · ${targetName}${values.repeat > 1 ? ` #${r + 1}` : ""} … `);
+  const targets = sc.targets(opts).filter((t) => !filters || filters.some((f) => t.includes(f)));
+  const repeat = Number(values.repeat);
+  // Round by round, every target once a round: a machine that slows down (other work, heat) costs
+  // every target alike instead of the ones that happen to run last.
+  for (let r = 0; r < repeat; r++) {
+    for (const targetName of targets) {
+      process.stdout.write(`${sc.name} · ${targetName}${repeat > 1 ? ` #${r + 1}` : ""} … `);
       let cell;
       try {
         cell = await sc.run(targetName, opts);
       } catch (e) {
         cell = { error: String(e?.stack ?? e) };
       }
-      rows.cells.push({ target: targetName, ...cell, load1: Math.round(os.loadavg()[0] * 100) / 100 });
+      rows.cells.push({ target: targetName, round: r + 1, ...cell, load1: Math.round(os.loadavg()[0] * 100) / 100 });
       process.stdout.write(sc.summary(cell) + "\n");
     }
   }
@@ -107,7 +113,8 @@ if ((!only || only.includes("publish")) && existsSync(new URL("./publish.mjs", i
 results.minutes = Math.round((Date.now() - started) / 600) / 100;
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
-const md = markdown(results) + (publishMd ? "\n" + publishMd : "");
+const load = results.loadAverageAtStart.join(", ");
+const md = markdown(results) + `\nLoad average at the start: ${load}.\n\n### Goals\n\n` + goals(results) + (publishMd ? "\n" + publishMd : "");
 // latest.* is the last full run; quick and partial runs (--only, --targets) keep their own.
 const suffix = values.quick ? "-quick" : only || filters ? "-partial" : "";
 writeFileSync(new URL(`./results/${stamp}${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");
