@@ -81,7 +81,7 @@ export class MessageBus {
         backend.start({
           message: (m) => {
             this.published++;
-            this.hub.publish(new Outgoing(m));
+            this.hub.publish(Outgoing.of(m));
           },
           epoch: (epoch) => {
             if (!isEpoch(epoch)) this.logError(badEpoch(epoch));
