@@ -10,12 +10,12 @@ async function get(port, path, headers) {
 }
 
 /**
- * About 1 KB of ordinary JSON (records with ids, names, times, flags), added to every message of the
+ * About 1 KB (1,034 bytes) of ordinary JSON (records with ids, names, times, flags), added to every message of the
  * `cometbus 1k …` targets: what permessage-deflate is measured on (a run of one letter would flatter it).
  */
 export const KB_JSON = JSON.stringify(
-  Array.from({ length: 9 }, (_, i) => ({ id: 48120 + i * 37, user: `user${(i * 7919) % 1000}`, name: ["Ada", "Grace", "Linus", "Barbara", "Ken"][i % 5] + " " + ["Lovelace", "Hopper", "Torvalds", "Liskov", "Thompson"][(i * 3) % 5], at: 1764590000 + i * 61, read: i % 3 === 0, score: (i * 17.25) % 100 })),
-).slice(0, 1000);
+  Array.from({ length: 11 }, (_, i) => ({ id: 48120 + i * 37, user: `user${(i * 7919) % 1000}`, name: ["Ada", "Grace", "Linus", "Barbara", "Ken"][i % 5] + " " + ["Lovelace", "Hopper", "Torvalds", "Liskov", "Thompson"][(i * 3) % 5], at: 1764590000 + i * 61, read: i % 3 === 0, score: (i * 17.25) % 100 })),
+);
 
 const cometbus = (transport, client, kind, { env, padded = false } = {}) => ({
   server: "cometbus",

@@ -68,7 +68,7 @@ export interface MessageBusOptions {
   /**
    * WebSocket permessage-deflate for clients that offer it (every browser does): each live message
    * is compressed once and the same bytes go to every such socket. `true`, or `{ threshold }` (bytes
-   * below which a message goes uncompressed, default 1024). Default false.
+   * below which a message goes uncompressed, default 256). Default false.
    */
   perMessageDeflate?: boolean | { threshold?: number };
   /**
@@ -169,10 +169,13 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** Frames shorter than this go uncompressed: compressed once for every socket, a short message still pays; a tiny one does not. */
+const DEFLATE_THRESHOLD = 256;
+
 /** The `perMessageDeflate` option as the WebSocket adapter takes it: null when off. */
 export function deflateSettings(option: MessageBusOptions["perMessageDeflate"]): { threshold: number } | null {
   if (!option) return null;
-  const threshold = option === true ? 1024 : (option.threshold ?? 1024);
+  const threshold = option === true ? DEFLATE_THRESHOLD : (option.threshold ?? DEFLATE_THRESHOLD);
   if (!(threshold >= 0)) throw new RangeError(`cometbus: perMessageDeflate.threshold must be a number of bytes ≥ 0, not ${threshold}`);
   return { threshold };
 }

@@ -20,7 +20,7 @@ const enabled = requireService("Chromium", hasChromium(), "apt-get install chrom
 const MESSAGES = 30;
 const CHANNEL = "/deflate";
 
-/** Message data of about 1-2 KB of JSON (generated), over the default 1024-byte threshold. */
+/** Message data of about 1-2 KB of JSON (generated), over the default 256-byte threshold. */
 const payloads: unknown[] = fc
   .sample(fc.record({ value: fc.jsonValue({ maxDepth: 3 }), note: fc.string({ minLength: 1000, maxLength: 1500 }) }), { numRuns: MESSAGES, seed: 18 })
   .map((p, i) => ({ i, ...p }));
