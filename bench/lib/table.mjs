@@ -18,6 +18,7 @@ const COLUMNS = {
     ["µs/delivery", "cpuUsPerDelivery"],
     ["peak RSS MB", "peakRssMB"],
     ["bytes/delivery", "bytesPerDelivery"],
+    ["msgs/read", "messagesPerRead"],
     ["gen CPU s", "generatorCpuS"],
     ["gen ELU", "genElu"],
     ["load", "load1"],

@@ -39,9 +39,9 @@ process.on("message", async (m) => {
   } else if (m.type === "finish") {
     clearInterval(timer);
     report();
-    const { delivered, duplicates, outOfOrder, lastAt, confirmed, errors, closed, firstError } = totals;
+    const { delivered, duplicates, outOfOrder, lastAt, confirmed, errors, closed, firstError, reads } = totals;
     const elu = performance.eventLoopUtilization(elu0).utilization;
-    process.send({ type: "totals", delivered, duplicates, outOfOrder, lastAt, confirmed, errors, closed, firstError, elu, histogram: totals.h.toJSON() });
+    process.send({ type: "totals", delivered, duplicates, outOfOrder, lastAt, confirmed, errors, closed, firstError, elu, reads, histogram: totals.h.toJSON() });
   } else if (m.type === "stop") {
     for (const s of stops) s();
     process.exit(0);

@@ -76,6 +76,8 @@ export async function fanout({ targetName, subs, rate, durationMs, workers }) {
       cpuUsPerDelivery: delivered ? round((cpu * 1e6) / delivered, 2) : null,
       peakRssMB: round(peak / 2 ** 20),
       bytesPerDelivery: delivered ? Math.round(bytes / delivered) : null,
+      // Messages per frame (WebSocket), per response (polls) or per read (streams): how much was batched.
+      messagesPerRead: sum("reads") ? round(delivered / sum("reads"), 2) : null,
       generatorElu: round(Math.max(...totals.map((t) => t.elu ?? 0)), 2),
       generatorSaturated: totals.some((t) => (t.elu ?? 0) >= SATURATED_ELU),
       generatorCpuS: round(genCpu, 2),

@@ -14,7 +14,7 @@ const fanoutSummary = (c) =>
   c.error
     ? `ERROR ${c.error.split("\n")[0]}`
     : `${c.delivered}/${c.expected} lost ${c.lost} dup ${c.duplicates} ooo ${c.outOfOrder} p50 ${c.p50} p99 ${c.p99} ms, ` +
-      `${c.deliveriesPerSec}/s, ${c.cpuUsPerDelivery} µs/delivery, ${c.bytesPerDelivery} B/delivery, gen ${c.generatorCores} cores, ELU ${c.generatorElu}${c.generatorSaturated ? " SATURATED" : ""}`;
+      `${c.deliveriesPerSec}/s, ${c.cpuUsPerDelivery} µs/delivery, ${c.bytesPerDelivery} B/delivery, ${c.messagesPerRead} msgs/read, gen ${c.generatorCores} cores, ELU ${c.generatorElu}${c.generatorSaturated ? " SATURATED" : ""}`;
 
 export const SCENARIOS = [
   {
