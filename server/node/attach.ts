@@ -102,12 +102,12 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
       const buses = busPrefixes.get(server)!;
       const unclaimed = !buses.some((p) => path.startsWith(p)) && server.listeners("upgrade").every((l) => ownListeners.has(l));
       if (unclaimed && buses[0] === prefix) {
-        socket.on("error", () => socket.destroy());
+        socket.on("error", destroySelf);
         await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       }
       return;
     }
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySelf);
     if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       return;
@@ -138,6 +138,15 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     });
   }));
   server.on("close", () => wss.close());
+}
+
+/**
+ * An upgrade's socket that fails is destroyed. Not a closure made in the upgrade listener: that
+ * would share the listener's context (the upgrade's web Request, the Hono Context, the app's
+ * answer) and keep all of it alive, through the socket, for as long as the WebSocket is open.
+ */
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }
 
 /** cometbus's own upgrade listeners, so an upgrade nobody else listens for can be refused. */
