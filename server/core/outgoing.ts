@@ -24,13 +24,17 @@ export class Outgoing {
   }
 
   /**
-   * The one Outgoing of a stored message, where the backend hands out the same object again (the
-   * memory backend does): a thousand long-polls reading the message they just missed share its
-   * encodings instead of making a thousand of their own. Kept only while the message is.
+   * The one Outgoing of a recent stored message, where the backend hands out the same object again
+   * (the memory backend does): a thousand long-polls reading the message they just missed share its
+   * encodings instead of making a thousand of their own. Only the latest RECENT are kept, so a long
+   * backlog does not keep every message's encodings beside it.
    */
   static of(message: StoredMessage): Outgoing {
-    let o = shared.get(message);
-    if (!o) shared.set(message, (o = new Outgoing(message)));
+    let o = recent.get(message);
+    if (!o) {
+      recent.set(message, (o = new Outgoing(message)));
+      if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
+    }
     return o;
   }
 
@@ -84,4 +88,7 @@ export class Outgoing {
   }
 }
 
-const shared = new WeakMap<StoredMessage, Outgoing>();
+/** How many recent messages keep their Outgoing for the catch-ups that read them next. */
+const RECENT = 1024;
+/** Oldest first (a Map keeps insertion order): the first key is the one to drop. */
+const recent = new Map<StoredMessage, Outgoing>();

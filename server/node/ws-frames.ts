@@ -10,19 +10,24 @@ export function textFrame(payload: Buffer, compressed: boolean): Buffer {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
-/** The frames of one live message, each made on first use: plain, and compressed per window size. */
+/**
+ * The frames of one live message: plain, and compressed per window size on first use. The payload
+ * to compress is read from the plain frame (its tail), so the message's bytes are kept once.
+ */
 class PreparedFrames {
-  private plain?: Buffer;
+  readonly plain: Buffer;
+  private readonly size: number;
   private readonly deflated: (Buffer | undefined)[] = [];
-  private readonly bytes: Buffer;
 
   constructor(text: string) {
-    this.bytes = Buffer.from(text);
+    const payload = Buffer.from(text);
+    this.size = payload.length;
+    this.plain = textFrame(payload, false);
   }
 
   get(windowBits: number | null, threshold: number): Buffer {
-    if (windowBits === null || this.bytes.length < threshold) return (this.plain ??= textFrame(this.bytes, false));
-    return (this.deflated[windowBits] ??= textFrame(deflatePayload(this.bytes, windowBits), true));
+    if (windowBits === null || this.size < threshold) return this.plain;
+    return (this.deflated[windowBits] ??= textFrame(deflatePayload(this.plain.subarray(this.plain.length - this.size), windowBits), true));
   }
 }
 
