@@ -91,7 +91,7 @@ async function connect(target, port, clients) {
 // ---- the runner ---------------------------------------------------------------------------------
 
 async function cell(target, clients, opts) {
-  const server = await startServer(target === "socket.io ws" ? "socketio" : "cometbus", { COMETBUS_DIST: DIST });
+  const server = await startServer(target === "socket.io ws" ? "socketio" : "cometbus", { COMETBUS_DIST: DIST, COMETBUS_REQUESTS: "1" });
   try {
     const workers = Math.min(opts.workers, clients);
     const shares = Array.from({ length: workers }, (_, i) => Math.floor(clients / workers) + (i < clients % workers ? 1 : 0));

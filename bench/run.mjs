@@ -4,18 +4,20 @@
 //   --only a,b         scenarios by name (fanout-1k-r20, fanout-1k, fanout-max, idle-10k, poll-rps, publish)
 //   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")
 //   --workers N        generator processes (default 1)
-//   --repeat N         run every cell N times (default 1)
+//   --repeat N         run every cell N times (default 1), interleaved: A, B, A, B (drift favours none)
 //   --profile          servers run under node --cpu-prof; profiles land in bench/results/profiles/
 //                      (read one with `node bench/lib/profile-top.mjs FILE`)
 //   --runtimes         the runtime dimension alone: WebSocket and SSE, cometbus and bare, on Node, Bun
 //                      and Deno (and nchan), at 1k × 20 and 1k × 100 msg/s and idle; writes
 //                      bench/results/runtimes-latest.md
-//   --seconds N        fan-out cells publish for N s;  --connections N  idle cells hold N connections
+//   --seconds N        fan-out cells publish for N s (default: the scenario's own)
+//   --connections N    idle cells hold N connections
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { SCENARIOS } from "./scenarios/index.mjs";
+import { goals } from "./lib/goals.mjs";
 import { markdown } from "./lib/table.mjs";
 import { runtimeTable } from "./lib/runtime-table.mjs";
 import { killAll } from "./lib/server.mjs";
@@ -82,17 +84,20 @@ const started = Date.now();
 for (const sc of SCENARIOS) {
   if (only && !only.includes(sc.name)) continue;
   const rows = (results.scenarios[sc.name] = { describe: sc.describe(opts), cells: [] });
-  for (const targetName of sc.targets(opts)) {
-    if (filters && !filters.some((f) => targetName.includes(f))) continue;
-    for (let r = 0; r < Number(values.repeat); r++) {
-      process.stdout.write(`${sc.name} · ${targetName}${values.repeat > 1 ? ` #${r + 1}` : ""} … `);
+  const targets = sc.targets(opts).filter((t) => !filters || filters.some((f) => t.includes(f)));
+  const repeat = Number(values.repeat);
+  // Round by round, every target once a round: a machine that slows down (other work, heat) costs
+  // every target alike instead of the ones that happen to run last.
+  for (let r = 0; r < repeat; r++) {
+    for (const targetName of targets) {
+      process.stdout.write(`${sc.name} · ${targetName}${repeat > 1 ? ` #${r + 1}` : ""} … `);
       let cell;
       try {
         cell = await sc.run(targetName, opts);
       } catch (e) {
         cell = { error: String(e?.stack ?? e) };
       }
-      rows.cells.push({ target: targetName, ...cell, load1: Math.round(os.loadavg()[0] * 100) / 100 });
+      rows.cells.push({ target: targetName, round: r + 1, ...cell, load1: Math.round(os.loadavg()[0] * 100) / 100 });
       process.stdout.write(sc.summary(cell) + "\n");
     }
   }
@@ -118,7 +123,6 @@ if (!values.runtimes && (!only || only.includes("publish")) && existsSync(new UR
 results.minutes = Math.round((Date.now() - started) / 600) / 100;
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
-const md = markdown(results) + (publishMd ? "\n" + publishMd : "");
 if (values.runtimes) {
   const table = `### Runtimes\n\n${runtimeTable(results)}`;
   const file = new URL(`./results/runtimes-latest${values.quick ? "-quick" : ""}`, import.meta.url).pathname;
@@ -127,6 +131,8 @@ if (values.runtimes) {
   process.stdout.write(`\n${table}\n(${results.minutes} min; ${file}.md)\n`);
   process.exit(0);
 }
+const load = results.loadAverageAtStart.join(", ");
+const md = markdown(results) + `\nLoad average at the start: ${load}.\n\n### Goals\n\n` + goals(results) + (publishMd ? "\n" + publishMd : "");
 // latest.* is the last full run; quick and partial runs (--only, --targets) keep their own.
 const suffix = values.quick ? "-quick" : only || filters ? "-partial" : "";
 writeFileSync(new URL(`./results/${stamp}${suffix}.json`, import.meta.url), JSON.stringify(results, null, 2) + "\n");

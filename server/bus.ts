@@ -21,7 +21,7 @@ import { LagMonitor } from "./node/lag-monitor.js";
 import type { Listening } from "./node/listen.js";
 import { listenOnRuntime, nodeRuntime, routeRuntime } from "./runtimes.js";
 import { clientBundle } from "./client-bundle.js";
-import { type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
+import { deflateSettings, type MessageBusOptions, type PublishOptions, type Published, type ResolvedOptions, resolveOptions } from "./options.js";
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
@@ -70,7 +70,7 @@ export class MessageBus {
 
   constructor(options: MessageBusOptions = {}) {
     ({ options: this.options, limits: this.limits } = resolveOptions(options));
-    this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e));
+    this.hub = new Hub(this.options.heartbeatInterval, (e) => this.logError(e), this.options.flushDelay);
     this.fast = this.options.fastPaths === false ? NO_FAST_PATHS : probeFastPaths();
     const { backend, loaded } = openBackend(this.options.backend ?? "memory");
     this.backend = backend;
@@ -81,7 +81,7 @@ export class MessageBus {
         backend.start({
           message: (m) => {
             this.published++;
-            this.hub.publish(new Outgoing(m));
+            this.hub.publish(Outgoing.of(m));
           },
           epoch: (epoch) => {
             if (!isEpoch(epoch)) this.logError(badEpoch(epoch));
@@ -388,6 +388,7 @@ export class MessageBus {
       base: this.options.base,
       maxFrameBytes: this.limits.maxFrameBytes,
       fast: this.fast,
+      deflate: deflateSettings(this.options.perMessageDeflate),
       mounted: () => mountRoutes(this.options.base, this.routes()),
       report: (e) => this.logError(e),
       close: () => this.close(),

@@ -15,6 +15,8 @@ const USAGE = `usage: cometbus serve [options]
   --reconnect-rate N    reconnections per second this process's clients spread to if it dies (default 500)
   --max-connections N   refuse new connections past N (503 / close 1013), serving those held
   --max-lag MS          refuse new connections while the event loop lags more than MS
+  --flush-delay MS      the most a busy process holds a flush to batch writes (default 10; 0 never)
+  --deflate             WebSocket permessage-deflate for clients that offer it (off by default)
   --demo                also serve the demo pages at /
 
   SIGTERM drains (fails {base}/health, waits the delay, stops accepting, tells every connection to
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<void> {
       "reconnect-rate": { type: "string" },
       "max-connections": { type: "string" },
       "max-lag": { type: "string" },
+      "flush-delay": { type: "string" },
+      deflate: { type: "boolean", default: false },
       demo: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -64,6 +68,8 @@ async function main(argv: string[]): Promise<void> {
     reconnectRate: count("reconnect-rate", values["reconnect-rate"]) || undefined,
     maxConnections: count("max-connections", values["max-connections"]),
     maxEventLoopLagMs: count("max-lag", values["max-lag"]),
+    flushDelay: count("flush-delay", values["flush-delay"]),
+    perMessageDeflate: values.deflate,
   });
   await bus.ready();
   const app = values.demo ? demoApp(bus) : undefined;

@@ -60,6 +60,18 @@ export interface MessageBusOptions {
    */
   fastPaths?: boolean;
   /**
+   * The most a busy process holds a flush, in ms: when the last flush to the connections took half
+   * the time between publishes or more, the next one waits up to this long, so each connection gets
+   * the messages of that while in one write. An idle process flushes at once. 0 never holds. Default 10.
+   */
+  flushDelay?: number;
+  /**
+   * WebSocket permessage-deflate for clients that offer it (every browser does): each live message
+   * is compressed once and the same bytes go to every such socket. `true`, or `{ threshold }` (bytes
+   * below which a message goes uncompressed, default 256). Default false.
+   */
+  perMessageDeflate?: boolean | { threshold?: number };
+  /**
    * Reconnections per second this process asks its clients to keep to when it goes away without a
    * drain (a crash, a shutdown): each is told to wait a random moment within connections / rate
    * seconds (at most 30 s). Default 500 (a reconnect costs about 1 ms of a core).
@@ -107,6 +119,7 @@ export type ResolvedOptions = Required<
     | "maxBacklogAge"
     | "maxGlobalBacklogSize"
     | "reconnectRate"
+    | "flushDelay"
     | "drainWindow"
     | "drainDelay"
     | "shedRetryAfterMs"
@@ -131,6 +144,7 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
     maxBacklogAge: 7 * DAY,
     maxGlobalBacklogSize: 2000,
     reconnectRate: 500,
+    flushDelay: 10,
     drainWindow: 10_000,
     drainDelay: 0,
     shedRetryAfterMs: 5000,
@@ -147,9 +161,21 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
   if (limits.maxBufferedBytes < limits.maxMessageBytes) {
     throw new RangeError(`cometbus: limits.maxBufferedBytes (${limits.maxBufferedBytes}) must be at least limits.maxMessageBytes (${limits.maxMessageBytes})`);
   }
+  deflateSettings(resolved.perMessageDeflate);
   return { options: resolved, limits };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Frames shorter than this go uncompressed: compressed once for every socket, a short message still pays; a tiny one does not. */
+const DEFLATE_THRESHOLD = 256;
+
+/** The `perMessageDeflate` option as the WebSocket adapter takes it: null when off. */
+export function deflateSettings(option: MessageBusOptions["perMessageDeflate"]): { threshold: number } | null {
+  if (!option) return null;
+  const threshold = option === true ? DEFLATE_THRESHOLD : (option.threshold ?? DEFLATE_THRESHOLD);
+  if (!(threshold >= 0)) throw new RangeError(`cometbus: perMessageDeflate.threshold must be a number of bytes ≥ 0, not ${threshold}`);
+  return { threshold };
 }

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { parse, poll } from "./fixtures/clients.js";
+import WebSocket from "ws";
+import { parse, poll, wsUrl } from "./fixtures/clients.js";
 
 const CLI = fileURLToPath(new URL("../dist/server/cli.js", import.meta.url));
 const children = new Set<ChildProcess>();
@@ -99,6 +100,18 @@ describe("cometbus serve", () => {
     expect(await env.exited).toBe(0);
   });
 
+  it("--deflate negotiates permessage-deflate with a client that offers it; without it none is", async () => {
+    for (const [args, extensions] of [[["--deflate", "--flush-delay", "0"], "permessage-deflate"], [[], ""]] as const) {
+      const s = await serve(["--port", "0", ...args]);
+      const ws = new WebSocket(wsUrl(s.url, "cli-deflate"), { perMessageDeflate: true });
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      expect(ws.extensions).toBe(extensions);
+      ws.terminate();
+      s.child.kill("SIGTERM");
+      expect(await s.exited).toBe(0);
+    }
+  });
+
   it("usage and bad options exit non-zero with a message", async () => {
     const help = run(["--help"]);
     expect(await help.exited).toBe(0);
@@ -108,5 +121,8 @@ describe("cometbus serve", () => {
     const bad = run(["serve", "--port", "nope"]);
     expect(await bad.exited).toBe(1);
     expect(bad.out()).toMatch(/bad --port: nope/);
+    const delay = run(["serve", "--port", "0", "--flush-delay=-5"]);
+    expect(await delay.exited).toBe(1);
+    expect(delay.out()).toMatch(/bad --flush-delay: -5/);
   });
 });

@@ -1,8 +1,8 @@
 // WebSocket subscribers for every server, each speaking just enough of its protocol.
 import WebSocket from "ws";
 
-function socket(url, t, onOpen, onFrame) {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+function socket(url, t, onOpen, onFrame, perMessageDeflate = false) {
+  const ws = new WebSocket(url, { perMessageDeflate });
   ws.on("open", () => onOpen(ws));
   ws.on("message", (data) => onFrame(ws, data.toString()));
   ws.on("error", (e) => t.fail(e));
@@ -11,7 +11,7 @@ function socket(url, t, onOpen, onFrame) {
 }
 
 /** cometbus: welcome frame, then the answer to our subscribe confirms it. */
-export function cometbusWs({ port, id }, t) {
+function cometbus({ port, id }, t, perMessageDeflate) {
   let frames = 0;
   return socket(
     `ws://127.0.0.1:${port}/mb/b${id}/ws`,
@@ -21,8 +21,13 @@ export function cometbusWs({ port, id }, t) {
       if (++frames === 2) t.confirm();
       t.scan(text);
     },
+    perMessageDeflate,
   );
 }
+
+export const cometbusWs = (o, t) => cometbus(o, t, false);
+/** As a browser connects: offering permessage-deflate (taken by the server only where it is on). */
+export const cometbusWsDeflate = (o, t) => cometbus(o, t, true);
 
 export function bareWs({ port }, t) {
   return socket(`ws://127.0.0.1:${port}/`, t, () => t.confirm(), (ws, text) => t.scan(text));

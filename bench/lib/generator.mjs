@@ -44,6 +44,11 @@ export class Generator {
     return cpuSeconds(this.children.map((c) => c.pid));
   }
 
+  /** The measured part begins: each worker's event-loop utilisation counts from here. */
+  mark() {
+    for (const c of this.children) c.send({ type: "mark" });
+  }
+
   finish() {
     return Promise.all(
       this.children.map(

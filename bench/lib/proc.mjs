@@ -53,6 +53,17 @@ export function rss(pids) {
   return pids.reduce((a, p) => a + statusKb(p, "VmRSS") * 1024, 0);
 }
 
+/** Bytes a process tree handed to write syscalls (`wchar` of /proc/<pid>/io): for a server, about its bytes on the wire. */
+export function bytesWritten(pids) {
+  let sum = 0;
+  for (const p of pids) {
+    try {
+      sum += Number(readFileSync(`/proc/${p}/io`, "utf8").match(/^wchar:\s+(\d+)/m)?.[1] ?? 0);
+    } catch {}
+  }
+  return sum;
+}
+
 /** Monotonic microseconds, the same clock in every process of this machine. */
 export function nowUs() {
   return Number(process.hrtime.bigint() / 1000n);

@@ -17,7 +17,10 @@ const COLUMNS = {
     ["server CPU s", "serverCpuS"],
     ["µs/delivery", "cpuUsPerDelivery"],
     ["peak RSS MB", "peakRssMB"],
+    ["bytes/delivery", "bytesPerDelivery"],
+    ["msgs/read", "messagesPerRead"],
     ["gen CPU s", "generatorCpuS"],
+    ["gen ELU", "genElu"],
     ["load", "load1"],
   ],
   idle: [
@@ -41,6 +44,9 @@ const COLUMNS = {
   ],
 };
 
+/** The generator's event-loop utilisation, flagged where it, not the server, limited the cell. */
+const elu = (c) => (c.generatorElu == null ? null : `${c.generatorElu}${c.generatorSaturated ? " **saturated**" : ""}`);
+
 function kind(name) {
   return name.startsWith("idle") ? "idle" : name.startsWith("poll") ? "rps" : "fanout";
 }
@@ -53,7 +59,7 @@ export function markdown(results) {
     out += `\n**${name}** — ${describe}\n\n| ${cols.map((c) => c[0]).join(" | ")} |\n|${cols.map((c, i) => (i ? "---:" : "---")).join("|")}|\n`;
     for (const c of cells) {
       if (c.error) out += `| ${c.target} | error: ${c.error.split("\n")[0].replaceAll("|", "/")} |\n`;
-      else out += `| ${cols.map(([, k]) => fmt(c[k])).join(" | ")} |\n`;
+      else out += `| ${cols.map(([, k]) => fmt(k === "genElu" ? elu(c) : c[k])).join(" | ")} |\n`;
     }
   }
   return out;

@@ -14,6 +14,8 @@ export class Totals {
     this.confirmed = 0;
     this.errors = 0;
     this.closed = 0;
+    /** Frames, bodies or stream reads that held at least one message: deliveries / reads is the batching. */
+    this.reads = 0;
     this.firstError = null;
   }
 }
@@ -50,6 +52,7 @@ export class Tally {
       now ||= nowUs();
       this.one(Number(m[1]), Number(m[2]), now);
     }
+    if (now) this.totals.reads++;
   }
 
   one(seq, sentUs, now) {

@@ -4,17 +4,20 @@
 import { TARGETS } from "../targets.mjs";
 import { Generator } from "../lib/generator.mjs";
 import { Histogram } from "../lib/histogram.mjs";
-import { cpuSeconds, nowUs, peakRss } from "../lib/proc.mjs";
+import { bytesWritten, cpuSeconds, peakRss } from "../lib/proc.mjs";
 import { publish } from "../lib/publisher.mjs";
 import { startServer } from "../lib/server.mjs";
 import { subscribeAll } from "../lib/subscribe.mjs";
 import { sleep, until } from "../lib/wait.mjs";
 
+/** A generator worker this busy (event-loop utilisation) is the bottleneck of its cell, not the server. */
+export const SATURATED_ELU = 0.9;
+
 const round = (x, d = 1) => (x == null ? null : Math.round(x * 10 ** d) / 10 ** d);
 
 export async function fanout({ targetName, subs, rate, durationMs, workers }) {
   const target = TARGETS[targetName];
-  const server = await startServer(target.server, {}, target.runtime);
+  const server = await startServer(target.server, target.env ?? {}, target.runtime);
   const gen = new Generator(workers);
   try {
     const sub = await subscribeAll(gen, target, server.port, subs, 60_000);
@@ -22,6 +25,8 @@ export async function fanout({ targetName, subs, rate, durationMs, workers }) {
     await sleep(500);
     const pids = server.pids();
     const cpu0 = cpuSeconds(pids);
+    const bytes0 = bytesWritten(pids);
+    gen.mark();
     const gen0 = gen.cpu() + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
     const behind = (seq) => seq - gen.sum("delivered") / subs;
     const pub = await publish({ port: server.port, target, rate, durationMs, lagging: behind });
@@ -37,6 +42,7 @@ export async function fanout({ targetName, subs, rate, durationMs, workers }) {
       return still >= 20;
     }, 30_000);
     const cpu = cpuSeconds(pids) - cpu0;
+    const bytes = bytesWritten(pids) - bytes0;
     const u = process.cpuUsage();
     const genCpu = gen.cpu() + u.user / 1e6 + u.system / 1e6 - gen0;
     const peak = peakRss(pids);
@@ -69,6 +75,11 @@ export async function fanout({ targetName, subs, rate, durationMs, workers }) {
       serverCpuS: round(cpu, 2),
       cpuUsPerDelivery: delivered ? round((cpu * 1e6) / delivered, 2) : null,
       peakRssMB: round(peak / 2 ** 20),
+      bytesPerDelivery: delivered ? Math.round(bytes / delivered) : null,
+      // Messages per frame (WebSocket), per response (polls) or per read (streams): how much was batched.
+      messagesPerRead: sum("reads") ? round(delivered / sum("reads"), 2) : null,
+      generatorElu: round(Math.max(...totals.map((t) => t.elu ?? 0)), 2),
+      generatorSaturated: totals.some((t) => (t.elu ?? 0) >= SATURATED_ELU),
       generatorCpuS: round(genCpu, 2),
       generatorCores: round(genCpu / seconds, 2),
     };

@@ -17,7 +17,7 @@ async function memory(server) {
 
 export async function idle({ targetName, connections, workers }) {
   const target = TARGETS[targetName];
-  const server = await startServer(target.server, {}, target.runtime);
+  const server = await startServer(target.server, target.env ?? {}, target.runtime);
   const gen = new Generator(workers);
   try {
     await sleep(300);

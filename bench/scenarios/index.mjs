@@ -14,7 +14,7 @@ const fanoutSummary = (c) =>
   c.error
     ? `ERROR ${c.error.split("\n")[0]}`
     : `${c.delivered}/${c.expected} lost ${c.lost} dup ${c.duplicates} ooo ${c.outOfOrder} p50 ${c.p50} p99 ${c.p99} ms, ` +
-      `${c.deliveriesPerSec}/s, ${c.cpuUsPerDelivery} µs/delivery, gen ${c.generatorCores} cores`;
+      `${c.deliveriesPerSec}/s, ${c.cpuUsPerDelivery} µs/delivery, ${c.bytesPerDelivery} B/delivery, ${c.messagesPerRead} msgs/read, gen ${c.generatorCores} cores, ELU ${c.generatorElu}${c.generatorSaturated ? " SATURATED" : ""}`;
 
 export const SCENARIOS = [
   {
@@ -33,9 +33,9 @@ export const SCENARIOS = [
   },
   {
     name: "fanout-max",
-    describe: ({ quick }) => `100 subscribers, publishing as fast as the server takes it, ${quick ? 4 : 10} s`,
+    describe: ({ quick, seconds }) => `100 subscribers, publishing as fast as the server takes it, ${seconds ?? (quick ? 4 : 10)} s`,
     targets: fanoutTargets,
-    run: (t, { quick, workers }) => fanout({ targetName: t, subs: 100, rate: 0, durationMs: ms(quick ? 4 : 10), workers }),
+    run: (t, { quick, workers, seconds }) => fanout({ targetName: t, subs: 100, rate: 0, durationMs: ms(seconds ?? (quick ? 4 : 10)), workers }),
     summary: fanoutSummary,
   },
 

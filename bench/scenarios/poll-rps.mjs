@@ -5,15 +5,18 @@ import { cpuSeconds } from "../lib/proc.mjs";
 import { spawnRaised, startServer } from "../lib/server.mjs";
 import { sleep } from "../lib/wait.mjs";
 
+const POLL = { method: "POST", path: "/mb/b1/poll?dlp=t", headers: { "Content-Type": "application/json" }, body: '{"/bench":0}' };
 export const RPS_TARGETS = {
-  "cometbus poll": { method: "POST", path: "/mb/b1/poll?dlp=t", headers: { "Content-Type": "application/json" }, body: '{"/bench":0}' },
+  "cometbus poll": POLL,
   "hono hello-world": { method: "GET", path: "/hello", headers: {}, body: undefined },
+  // The build before (BENCH_BEFORE_DIST, as in targets.mjs), polled the same way.
+  ...(process.env.BENCH_BEFORE_DIST ? { "before poll": { ...POLL, env: { COMETBUS_DIST: process.env.BENCH_BEFORE_DIST } } } : {}),
 };
 
 const WORKER = new URL("../lib/rps-worker.mjs", import.meta.url).pathname;
 
 export async function pollRps({ targetName, concurrency, durationMs, workers }) {
-  const server = await startServer("cometbus");
+  const server = await startServer("cometbus", RPS_TARGETS[targetName].env);
   const children = [];
   try {
     await sleep(300);

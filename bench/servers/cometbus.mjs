@@ -7,10 +7,21 @@ const dist = process.env.COMETBUS_DIST ?? new URL("../.dist/", import.meta.url).
 const { MessageBus } = await import(new URL("server/index.js", dist.endsWith("/") ? dist : dist + "/").href);
 
 // No per-client request rate limit: bench/requests.mjs measures how fast one client can go.
-const bus = new MessageBus({ base: "/mb", publishToken: "bench", maxBacklogSize: 20_000, maxGlobalBacklogSize: 20_000, limits: { maxRequestsPerSecond: 1e9 } });
+// COMETBUS_DEFLATE=1: permessage-deflate on (the `… deflate` targets). An older build (BENCH_BEFORE_DIST)
+// does not know the option and ignores it.
+const bus = new MessageBus({
+  base: "/mb",
+  publishToken: "bench",
+  maxBacklogSize: 20_000,
+  maxGlobalBacklogSize: 20_000,
+  limits: { maxRequestsPerSecond: 1e9 },
+  perMessageDeflate: process.env.COMETBUS_DEFLATE === "1",
+});
 await bus.ready();
-// bench/requests.mjs: one request's round trip, the handler doing nothing but answer.
-bus.handle("echo", (data) => data);
+// bench/requests.mjs (COMETBUS_REQUESTS=1): one request's round trip, the handler doing nothing but
+// answer. Only there: a bus that takes requests keeps each WebSocket's upgrade Context for its
+// handlers (`ctx.c`), which the other cells, the idle ones above all, are not about.
+if (process.env.COMETBUS_REQUESTS === "1") bus.handle("echo", (data) => data);
 const app = new Hono();
 app.get("/hello", (c) => c.text("Hello Hono!"));
 app.route("/mb", bus.routes());

@@ -1,5 +1,4 @@
 import type { StatusData } from "../../src/envelope.js";
-import { utf8Length } from "../../src/text.js";
 import type { Backend, StoredMessage } from "./backend.js";
 import { allowed, type Identity } from "./targeting.js";
 import { Outgoing } from "./outgoing.js";
@@ -131,9 +130,9 @@ export class CatchUp {
       head.pos = m.message_id;
       if (!allowed(m, this.who)) continue;
       head.delivered = m.message_id;
-      const o = new Outgoing(m);
+      const o = Outgoing.of(m);
       messages.push(o);
-      bytes += utf8Length(o.json);
+      bytes += o.bytes;
     }
     const reset = this.freshResets;
     this.freshResets = [];

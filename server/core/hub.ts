@@ -1,3 +1,4 @@
+import { FlushPacer } from "./flush-pacer.js";
 import type { Outgoing } from "./outgoing.js";
 import type { Subscriber, SubscriberHost, TransportKind } from "./subscriber.js";
 
@@ -31,12 +32,17 @@ export class Hub implements SubscriberHost {
   /** Subscribers by kind, kept as they come and go: read for every new connection's hints. */
   private readonly kinds = NO_KINDS();
   delivered = 0;
+  /** When flushes run: at once when idle, held a little when busy (flush-pacer.ts). */
+  readonly pacer: FlushPacer;
 
   constructor(
     heartbeatMs: number,
     /** Where a subscriber that throws is reported; it is closed, and the others go on. */
     private readonly onError: (e: unknown) => void,
+    /** The most a busy process holds a flush, in ms (the `flushDelay` option); 0 never holds. */
+    flushDelayMs = 0,
   ) {
+    this.pacer = new FlushPacer(flushDelayMs);
     if (heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => {
         for (const s of this.subscribers) this.guard(s, () => s.heartbeat());
@@ -86,6 +92,7 @@ export class Hub implements SubscriberHost {
   }
 
   publish(o: Outgoing): void {
+    this.pacer.published();
     const set = this.channels.get(o.channel);
     if (set) for (const s of set) this.guard(s, () => s.offer(o));
   }
@@ -94,7 +101,9 @@ export class Hub implements SubscriberHost {
     this.dirty.push(s);
     if (!this.scheduled) {
       this.scheduled = true;
-      afterIo(this.flush);
+      const hold = this.pacer.delay();
+      if (hold > 0) setTimeout(this.flush, hold);
+      else afterIo(this.flush);
     }
   }
 
@@ -102,12 +111,14 @@ export class Hub implements SubscriberHost {
     this.scheduled = false;
     const dirty = this.dirty;
     this.dirty = [];
+    this.pacer.begin();
     for (const s of dirty) {
       const batch = s.takePending();
       if (!batch) continue;
       this.delivered += batch.length;
       this.guard(s, () => s.send(batch, null));
     }
+    this.pacer.end();
   };
 
   resetEpoch(epoch: string): void {

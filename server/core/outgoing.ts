@@ -1,4 +1,5 @@
 import { encodeEnvelope, encodeMessage } from "../../src/envelope.js";
+import { utf8Length } from "../../src/text.js";
 import { encodeChunk, sseEvent, sseId } from "../../src/wire.js";
 import type { StoredMessage } from "./backend.js";
 import { SharedText } from "./shared-text.js";
@@ -11,6 +12,7 @@ import { isTargeted } from "./targeting.js";
 export class Outgoing {
   readonly targeted: boolean;
   private _json?: string;
+  private _bytes?: number;
   private _array?: string;
   private _chunk?: string;
   private _frame?: SharedText;
@@ -19,6 +21,21 @@ export class Outgoing {
 
   constructor(readonly message: StoredMessage) {
     this.targeted = isTargeted(message);
+  }
+
+  /**
+   * The one Outgoing of a recent stored message, where the backend hands out the same object again
+   * (the memory backend does): a thousand long-polls reading the message they just missed share its
+   * encodings instead of making a thousand of their own. Only the latest RECENT are kept, so a long
+   * backlog does not keep every message's encodings beside it.
+   */
+  static of(message: StoredMessage): Outgoing {
+    let o = recent.get(message);
+    if (!o) {
+      recent.set(message, (o = new Outgoing(message)));
+      if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
+    }
+    return o;
   }
 
   get channel(): string {
@@ -36,6 +53,11 @@ export class Outgoing {
       this._json = m.dataJson !== undefined ? encodeEnvelope(m.global_id, m.message_id, m.channel, m.dataJson) : encodeMessage(m);
     }
     return this._json;
+  }
+
+  /** The envelope's size in UTF-8 bytes (what a catch-up page counts). */
+  get bytes(): number {
+    return (this._bytes ??= utf8Length(this.json));
   }
 
   /** `[json]`: a poll body holding just this message. */
@@ -65,3 +87,8 @@ export class Outgoing {
     return this._sse;
   }
 }
+
+/** How many recent messages keep their Outgoing for the catch-ups that read them next. */
+const RECENT = 1024;
+/** Oldest first (a Map keeps insertion order): the first key is the one to drop. */
+const recent = new Map<StoredMessage, Outgoing>();

@@ -3,7 +3,7 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../../src/errors.js";
 import { BackendUnavailableError } from "../core/backend.js";
-import { NO_CACHE } from "../transports/common.js";
+import { BUS_HEADERS, NO_CACHE } from "../transports/common.js";
 import type { Exchange } from "../transports/io.js";
 import { handlePoll } from "../transports/poll.js";
 import { handleSse } from "../transports/sse.js";
@@ -59,7 +59,7 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     if (bus.draining() && c.res !== x.gone()) c.res.headers.set("Connection", "close");
     // JSON and text bodies are never to be sniffed as HTML; errors are never to be cached. (A response
     // the runtime wrote itself carries its own headers; the marker it returns may be shared: untouched.)
-    if (c.res === x.gone()) return;
+    if (c.res === x.gone() || (c.res as Response & { [BUS_HEADERS]?: true })[BUS_HEADERS]) return;
     const headers = c.res.headers;
     headers.set("X-Content-Type-Options", ERROR_HEADERS["X-Content-Type-Options"]);
     if (c.res.status >= 400 && !headers.has("Cache-Control")) headers.set("Cache-Control", ERROR_HEADERS["Cache-Control"]);

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { SharedText } from "../core/shared-text.js";
-import { JSON_TYPE, NO_CACHE } from "../transports/common.js";
+import { busJson, JSON_TYPE, NO_CACHE } from "../transports/common.js";
 import type { Exchange, LaterAnswer, Sink, SinkOwner } from "../transports/io.js";
 import type { RouteRuntime } from "./route-deps.js";
 
@@ -36,7 +36,7 @@ export class WebExchange implements Exchange {
   }
 
   json(body: string, headers?: Record<string, string>): Response {
-    return new Response(body, { status: 200, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+    return busJson(body, headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS);
   }
 
   later(headers?: () => Record<string, string>): LaterAnswer {

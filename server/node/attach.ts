@@ -5,6 +5,7 @@ import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { DrainOptions } from "../http/listening.js";
 import type { FastPaths } from "./fast-paths.js";
+import { type DeflateSettings, wsDeflateOptions } from "./ws-deflate.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 import { explainingWebSocket } from "./ws-frames.js";
 import { NodeWsSocket } from "./ws-socket.js";
@@ -16,6 +17,8 @@ export interface NodeLink {
   readonly base: string;
   readonly maxFrameBytes: number;
   readonly fast: FastPaths;
+  /** permessage-deflate (ws-deflate.ts), null when off. */
+  readonly deflate: DeflateSettings | null;
   /** The routes mounted at `base` in an app of their own, for when no app is given. */
   mounted(): Hono;
   report(e: unknown): void;
@@ -73,7 +76,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     // ws closes an oversized frame with 1009 but no reason; up to this ceiling the frame is read and
     // refused by WsSubscriber with a reason that says the limit. Beyond it ws's bare 1009 still guards memory.
     maxPayload: link.maxFrameBytes * 4,
-    perMessageDeflate: false,
+    perMessageDeflate: wsDeflateOptions(link.deflate, link.fast.sharedFrames),
     clientTracking: false,
     WebSocket: explainingWebSocket(link.maxFrameBytes),
   });
@@ -93,12 +96,12 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
       const buses = busPrefixes.get(server)!;
       const unclaimed = !buses.some((p) => path.startsWith(p)) && server.listeners("upgrade").every((l) => ownListeners.has(l));
       if (unclaimed && buses[0] === prefix) {
-        socket.on("error", () => socket.destroy());
+        socket.on("error", destroySelf);
         await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       }
       return;
     }
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySelf);
     if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       return;
@@ -119,7 +122,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     const open = takeUpgrade(req);
     if (!open || socket.destroyed) return reject(socket, res);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const wrapped = new NodeWsSocket(ws, link.fast);
+      const wrapped = new NodeWsSocket(ws, link.fast, link.deflate);
       try {
         wrapped.connect(open(wrapped));
       } catch (e) {
@@ -129,6 +132,15 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     });
   }));
   server.on("close", () => wss.close());
+}
+
+/**
+ * An upgrade's socket that fails is destroyed. Not a closure made in the upgrade listener: that
+ * would share the listener's context (the upgrade's web Request, the Hono Context, the app's
+ * answer) and keep all of it alive, through the socket, for as long as the WebSocket is open.
+ */
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }
 
 /** cometbus's own upgrade listeners, so an upgrade nobody else listens for can be refused. */

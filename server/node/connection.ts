@@ -8,7 +8,12 @@ import type { Socket } from "node:net";
  * response alone stayed subscribed forever. Everything here watches the socket too.
  */
 
-/** One "close" listener per socket, however many requests a keep-alive connection carries. */
+/**
+ * One "close" listener per socket, however many requests a keep-alive connection carries. Listeners
+ * here are added with `on`, not `once`: each guards itself against a second call, and Node's `once`
+ * wraps every listener in a state object and a bound function, about 150 bytes that each of ten
+ * thousand held polls would keep for its whole wait.
+ */
 const socketWatchers = new WeakMap<Socket, Set<() => void>>();
 
 function onSocketClose(socket: Socket, fn: () => void): () => void {
@@ -16,7 +21,7 @@ function onSocketClose(socket: Socket, fn: () => void): () => void {
   if (!set) {
     const watchers = (set = new Set());
     socketWatchers.set(socket, watchers);
-    socket.once("close", () => {
+    socket.on("close", () => {
       socketWatchers.delete(socket);
       for (const f of [...watchers]) f();
     });
@@ -50,7 +55,7 @@ export function onClientGone(req: IncomingMessage, out: ServerResponse, fn: () =
     fn();
   };
   const stopSocket = onSocketClose(socket!, once);
-  out.once("close", once);
+  out.on("close", once);
   return true;
 }
 
@@ -100,8 +105,8 @@ export function admitRequest(req: IncomingMessage, out: ServerResponse, max: num
     if (left > 0) inFlight.set(socket, left);
     else inFlight.delete(socket);
   };
-  out.once("finish", release);
-  out.once("close", release);
+  out.on("finish", release);
+  out.on("close", release);
   return true;
 }
 

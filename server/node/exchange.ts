@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { WebExchange } from "../http/web-exchange.js";
-import { JSON_TYPE, NO_CACHE } from "../transports/common.js";
+import { busJson, JSON_TYPE, NO_CACHE } from "../transports/common.js";
 import type { Exchange, LaterAnswer, Sink, SinkOwner } from "../transports/io.js";
 import { onClientGone, ownTurn } from "./connection.js";
 import type { FastPaths } from "./fast-paths.js";
@@ -57,7 +57,7 @@ export class NodeExchange implements Exchange {
   }
 
   json(body: string, headers?: Record<string, string>): Response {
-    return new Response(body, { status: 200, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+    return busJson(body, headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS);
   }
 
   later(headers?: () => Record<string, string>): LaterAnswer {

@@ -2,22 +2,47 @@ import type { Socket } from "node:net";
 import { WebSocket as WebSocketClass, type WebSocket } from "ws";
 import type { SharedText } from "../core/shared-text.js";
 import { wsFramer } from "./fast-paths.js";
+import { deflatePayload } from "./ws-deflate.js";
+
+/** A whole unmasked WebSocket text frame (server → client frames are never masked), by `ws`'s own framer. */
+export function textFrame(payload: Buffer, compressed: boolean): Buffer {
+  const parts = wsFramer!.frame(payload, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: compressed });
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
 
 /**
- * A whole unmasked WebSocket text frame (server → client frames are never masked), built by `ws`'s
- * own framer once per message, so the same bytes go to every socket. Only with the `sharedFrames`
- * fast path (fast-paths.ts).
+ * The frames of one live message: plain, and compressed per window size on first use. The payload
+ * to compress is read from the plain frame (its tail), so the message's bytes are kept once.
  */
-export function sharedFrame(text: SharedText): Buffer {
-  return text.prepare((t) => {
-    const parts = wsFramer!.frame(Buffer.from(t), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false });
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  });
+class PreparedFrames {
+  readonly plain: Buffer;
+  private readonly size: number;
+  private readonly deflated: (Buffer | undefined)[] = [];
+
+  constructor(text: string) {
+    const payload = Buffer.from(text);
+    this.size = payload.length;
+    this.plain = textFrame(payload, false);
+  }
+
+  get(windowBits: number | null, threshold: number): Buffer {
+    if (windowBits === null || this.size < threshold) return this.plain;
+    return (this.deflated[windowBits] ??= textFrame(deflatePayload(this.plain.subarray(this.plain.length - this.size), windowBits), true));
+  }
+}
+
+/**
+ * The frame of a live message, the same bytes for every socket: built once per message (and once
+ * more per window size for sockets with permessage-deflate, ws-deflate.ts), never once per socket.
+ * Only with the `sharedFrames` fast path (fast-paths.ts).
+ */
+export function sharedFrame(text: SharedText, windowBits: number | null = null, threshold = 0): Buffer {
+  return text.prepare((t) => new PreparedFrames(t)).get(windowBits, threshold);
 }
 
 /**
  * The socket under a `ws` WebSocket, to write prepared frames to. `ws` keeps no frame queue of its own
- * when permessage-deflate is off (ours always is), so a direct write lands in order with its sends.
+ * while it compresses nothing (ws-deflate.ts sees to that), so a direct write lands in order with its sends.
  */
 export function rawSocket(ws: WebSocket): Socket | null {
   const s = (ws as unknown as { _socket?: Socket })._socket;

@@ -4,18 +4,32 @@ import { truncateUtf8 } from "../../src/text.js";
 import type { SharedText } from "../core/shared-text.js";
 import type { WsPeer, WsSocket } from "../transports/io.js";
 import type { FastPaths } from "./fast-paths.js";
-import { rawSocket, sharedFrame } from "./ws-frames.js";
+import { deflatePayload, negotiatedWindow, type DeflateSettings } from "./ws-deflate.js";
+import { rawSocket, sharedFrame, textFrame } from "./ws-frames.js";
 
 /** A `ws` WebSocket as the transport sees it, with the shared-frame fast path where it is on. */
 export class NodeWsSocket implements WsSocket {
   /** Where prepared frames are written; null without the fast path (then `ws.send`). */
   private readonly socket: Socket | null;
+  /** The window this socket's permessage-deflate allows, null without it (or without the fast path: then `ws` compresses). */
+  private readonly windowBits: number | null;
+  private readonly threshold: number;
 
   constructor(
     private readonly ws: WebSocket,
     fast: FastPaths,
+    deflate: DeflateSettings | null = null,
   ) {
     this.socket = fast.sharedFrames ? rawSocket(ws) : null;
+    this.windowBits = this.socket && deflate ? negotiatedWindow(ws) : null;
+    this.threshold = deflate?.threshold ?? 0;
+  }
+
+  /** This socket's own frame (not shared) compressed here, or null when it goes plain through `ws`. */
+  private compressed(text: string): Buffer | null {
+    if (this.windowBits === null || !this.open) return null;
+    const bytes = Buffer.from(text);
+    return bytes.length < this.threshold ? null : textFrame(deflatePayload(bytes, this.windowBits), true);
   }
 
   /** Hands the socket's frames and its end to the transport. */
@@ -34,22 +48,27 @@ export class NodeWsSocket implements WsSocket {
   }
 
   send(text: string): void {
-    this.ws.send(text);
+    const frame = this.compressed(text);
+    if (frame) this.socket!.write(frame);
+    else this.ws.send(text);
   }
 
   sendShared(frame: SharedText): void {
-    // `ws` keeps no queue of its own (permessage-deflate is off): a direct write lands in order.
-    if (this.socket && this.open) this.socket.write(sharedFrame(frame));
+    // `ws` keeps no queue of its own (it compresses nothing itself): a direct write lands in order.
+    if (this.socket && this.open) this.socket.write(sharedFrame(frame, this.windowBits, this.threshold));
     else this.ws.send(frame.text);
   }
 
   sendAndWait(text: string, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), ms);
-      this.ws.send(text, (err) => {
+      const done = (err?: Error | null) => {
         clearTimeout(timer);
         resolve(!err && this.open);
-      });
+      };
+      const frame = this.compressed(text);
+      if (frame) this.socket!.write(frame, done);
+      else this.ws.send(text, done);
     });
   }
 

@@ -12,6 +12,19 @@ export const NO_CACHE: Record<string, string> = {
   "X-Content-Type-Options": "nosniff",
 };
 
+/**
+ * Marks an answer made by an Exchange's `json()`: it carries every header the bus adds, so the
+ * routes need not read its headers (on Node that alone builds a web Headers object per poll).
+ */
+export const BUS_HEADERS: unique symbol = Symbol("cometbus: the bus's headers are set");
+
+/** A `json()` answer, marked (BUS_HEADERS). */
+export function busJson(body: string, headers: Record<string, string>): Response {
+  const res = new Response(body, { status: 200, headers });
+  (res as Response & { [BUS_HEADERS]?: true })[BUS_HEADERS] = true;
+  return res;
+}
+
 export const JSON_TYPE = "application/json; charset=utf-8";
 export const CHUNKED_TYPE = "text/plain; charset=utf-8";
 
