@@ -1,4 +1,4 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, Hono } from "hono";
 import { checkChannel, checkPublishChannel, isEpoch } from "../src/channel.js";
 import type { Message } from "../src/envelope.js";
@@ -15,7 +15,8 @@ import { ServerSubscriber } from "./core/server-subscriber.js";
 import type { Identity } from "./core/targeting.js";
 import type { RouteBus } from "./http/route-deps.js";
 import { createRoutes, mountRoutes } from "./http/routes.js";
-import { attach, type DrainOptions, type NodeLink } from "./node/attach.js";
+import { attach, type AttachOptions, type DrainOptions, type NodeLink } from "./node/attach.js";
+import { type NodeHandler, NodeServe } from "./node/handler.js";
 import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
 import { LagMonitor } from "./node/lag-monitor.js";
 import { listen, type Listening } from "./node/listen.js";
@@ -25,7 +26,8 @@ import { type MessageBusOptions, type PublishOptions, type Published, type Resol
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
-export type { DrainOptions } from "./node/attach.js";
+export type { AttachOptions, DrainOptions } from "./node/attach.js";
+export type { NodeHandler } from "./node/handler.js";
 export type { RequestContext } from "./core/requests.js";
 
 /** Within how long a client told to move (a drain) reconnects: the drain itself spreads them wider. */
@@ -57,6 +59,7 @@ export class MessageBus {
   private readonly transports: TransportContext;
   private readonly fast: FastPaths;
   private app?: Hono;
+  private served?: NodeServe;
   private closing = false;
   /** Set by drain(): the health check fails from then on. */
   private leaving?: Promise<void>;
@@ -307,10 +310,33 @@ export class MessageBus {
 
   /**
    * Handles WebSocket upgrades on a node:http server. `app` is the Hono app the routes are mounted
-   * in, so its middleware runs for upgrades too (default: the routes alone at `base`).
+   * in, so its middleware runs for upgrades too (default: the routes alone at `base`); or options:
+   * `{ app, context }`, `context(req)` doing for an upgrade what another framework's middleware does
+   * for its requests (README, "Express, Fastify, Koa").
    */
-  attach(server: Server, app?: Hono): void {
-    attach(this.nodeLink(), server, app);
+  attach(server: Server, app?: Hono | AttachOptions): void {
+    attach(this.nodeLink(), server, app && "fetch" in app ? { app } : app);
+  }
+
+  /**
+   * The bus as a Connect/Express middleware (`app.use(bus.nodeHandler())`): requests under `base`
+   * are served, the rest passed on with `next()` (answered 404 without one, as a node:http listener).
+   */
+  nodeHandler(): NodeHandler {
+    return this.nodeServe().handler();
+  }
+
+  /**
+   * Serves a node:http request if it is under `base` (true; false: not the bus's, nothing done),
+   * for frameworks with request objects of their own: `context` (Koa's ctx, Fastify's request) is
+   * `c.env.context` in the lookups. The framework must leave the body unread and the response alone.
+   */
+  serveNode(req: IncomingMessage, res: ServerResponse, context?: unknown): boolean {
+    return this.nodeServe().serve(req, res, context);
+  }
+
+  private nodeServe(): NodeServe {
+    return (this.served ??= new NodeServe(this.nodeLink()));
   }
 
   /** Who a request is, as the lookups say. */

@@ -1,4 +1,4 @@
-export { MessageBus, type DrainOptions, type MessageBusOptions, type PublishOptions, type Published, type RequestContext } from "./bus.js";
+export { MessageBus, type AttachOptions, type DrainOptions, type NodeHandler, type MessageBusOptions, type PublishOptions, type Published, type RequestContext } from "./bus.js";
 export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./core/backend.js";
 export { BackendUnavailableError, randomEpoch } from "./core/backend.js";
 export { MemoryBackend } from "./backends/memory.js";

@@ -31,6 +31,18 @@ export interface NodeLink {
   drain(options?: DrainOptions): Promise<void>;
 }
 
+/** How `attach` serves upgrades inside another framework's server. */
+export interface AttachOptions {
+  /** The Hono app the routes are mounted in (default: the routes alone at `base`). */
+  app?: Hono;
+  /**
+   * Runs for each upgrade before the routes see it: what the app's own middleware would have done for
+   * an ordinary request (read the session cookie, say), which node:http's upgrades skip. Its result is
+   * `c.env.context` for the lookups; it may also set fields on `req` (`c.env.incoming`).
+   */
+  context?: (req: IncomingMessage) => unknown;
+}
+
 /** A host name or address with an optional port: nothing that could change the URL's path. */
 const VALID_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
@@ -72,7 +84,7 @@ async function reject(socket: Duplex, res: Response): Promise<void> {
  * Handles WebSocket upgrades on a node:http server: each passes through the Hono `app` (so its
  * middleware, the lookups and `authorize` see it), and the socket is taken if the route said yes.
  */
-export function attach(link: NodeLink, server: Server, app?: Hono): void {
+export function attach(link: NodeLink, server: Server, { app, context }: AttachOptions = {}): void {
   const root = app ?? link.mounted();
   const wss = new WebSocketServer({
     noServer: true,
@@ -117,7 +129,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     expectUpgrade(req);
     let res: Response;
     try {
-      res = await root.fetch(request, { incoming: req, outgoing: undefined });
+      res = await root.fetch(request, { incoming: req, outgoing: undefined, context: context ? await context(req) : undefined });
     } catch (e) {
       link.report(e);
       res = Response.json({ error: "internal error" }, { status: 500 });
