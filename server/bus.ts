@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, Hono } from "hono";
+import type { Registry } from "prom-client";
 import { checkChannel, checkPublishChannel, isEpoch } from "../src/channel.js";
 import type { Message } from "../src/envelope.js";
 import { ProtocolError } from "../src/errors.js";
@@ -7,7 +8,7 @@ import type { Limits } from "../src/limits.js";
 import { quote, utf8Length } from "../src/text.js";
 import { openBackend } from "./backends/load.js";
 import { MemoryLedger } from "./backends/memory-ledger.js";
-import type { Backend, Id, StoredMessage } from "./core/backend.js";
+import { type Backend, BackendUnavailableError, type Id, type StoredMessage } from "./core/backend.js";
 import { Hub } from "./core/hub.js";
 import { Outgoing } from "./core/outgoing.js";
 import { type Handler, type RequestContext, RequestRunner } from "./core/requests.js";
@@ -18,6 +19,7 @@ import { createRoutes, mountRoutes } from "./http/routes.js";
 import { attach, type AttachOptions, type DrainOptions, type NodeLink } from "./node/attach.js";
 import { type NodeHandler, NodeServe } from "./node/handler.js";
 import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
+import { ByteMeter } from "./node/byte-meter.js";
 import { LagMonitor } from "./node/lag-monitor.js";
 import { listen, type Listening } from "./node/listen.js";
 import { nodeRuntime } from "./node/runtime.js";
@@ -68,6 +70,8 @@ export class MessageBus {
   /** Publishes not yet acknowledged: close() waits for them, so none acknowledged is lost. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly lag?: LagMonitor;
+  private readonly meter?: ByteMeter;
+  private registry?: Promise<Registry>;
   private readonly handlers = new Map<string, Handler>();
   private readonly runner: RequestRunner;
 
@@ -111,7 +115,13 @@ export class MessageBus {
       spreadMs: () => this.spreadMs(),
       requests: this.runner,
     };
-    if (o.maxEventLoopLagMs) this.lag = new LagMonitor();
+    if (o.maxEventLoopLagMs || o.metrics) this.lag = new LagMonitor();
+    if (o.metrics) {
+      this.meter = new ByteMeter();
+      const given = typeof o.metrics === "object" ? o.metrics : {};
+      // Registered at once in an app's own registry: its endpoint shows them from the first scrape.
+      if (given.registry) void this.metricsRegistry().catch((e) => this.logError(e));
+    }
   }
 
   /** Runs client requests with the handlers registered by `handle`. */
@@ -211,6 +221,19 @@ export class MessageBus {
   }
 
   async publish(channel: string, data: unknown, opts: PublishOptions = {}): Promise<Published> {
+    try {
+      const r = await this.store(channel, data, opts);
+      this.hub.tally.published++;
+      return r;
+    } catch (e) {
+      const tally = this.hub.tally;
+      if (e instanceof BackendUnavailableError) tally.storeUnavailable.publish++;
+      tally.publishFailures[e instanceof ProtocolError ? "invalid" : this.closing ? "closed" : "store"]++;
+      throw e;
+    }
+  }
+
+  private async store(channel: string, data: unknown, opts: PublishOptions): Promise<Published> {
     checkPublishChannel(channel, this.limits.maxChannelBytes);
     let dataJson: string;
     try {
@@ -369,6 +392,41 @@ export class MessageBus {
     };
   }
 
+  /**
+   * The prom-client registry holding the bus's metrics (the app's own when `metrics.registry` was
+   * given). Loads prom-client on first call; rejects when metrics are off.
+   */
+  metricsRegistry(): Promise<Registry> {
+    const o = this.options.metrics;
+    if (!o) return Promise.reject(new Error("cometbus: metrics are off: new MessageBus({ metrics: true })"));
+    return (this.registry ??= import("./prometheus.js").then(({ registerMetrics }) =>
+      registerMetrics(
+        {
+          tally: this.hub.tally,
+          connections: () => this.hub.countByKind(),
+          received: () => this.published,
+          shed: () => this.refused,
+          bytesWritten: () => this.meter?.total ?? 0,
+          lagMs: () => this.lag?.lagMs ?? 0,
+        },
+        typeof o === "object" ? o.registry : undefined,
+      ),
+    ));
+  }
+
+  /** What `GET {base}/metrics` serves, when it is on. */
+  private metricsRoute(): RouteBus["metrics"] {
+    const o = this.options.metrics;
+    if (!o || (typeof o === "object" && o.route === false)) return undefined;
+    return {
+      token: (typeof o === "object" ? o.token : undefined) ?? this.options.publishToken,
+      scrape: async () => {
+        const registry = await this.metricsRegistry();
+        return { type: registry.contentType, body: await registry.metrics() };
+      },
+    };
+  }
+
   logError(e: unknown): void {
     (this.options.onError ?? ((x: unknown) => console.error("cometbus:", x)))(e);
   }
@@ -400,6 +458,7 @@ export class MessageBus {
       authorizeAll: (c, channels) => this.authorizeAll(c, channels),
       publish: (channel, data, opts) => this.publish(channel, data, opts as PublishOptions),
       stats: () => this.stats(),
+      metrics: this.metricsRoute(),
       clientBundle,
       takesRequests: () => this.handlers.size > 0 || !!this.options.clientPublish,
       draining: () => this.draining,
@@ -414,6 +473,7 @@ export class MessageBus {
       base: this.options.base,
       maxFrameBytes: this.limits.maxFrameBytes,
       fast: this.fast,
+      meter: this.meter,
       mounted: () => mountRoutes(this.options.base, this.routes()),
       report: (e) => this.logError(e),
       close: () => this.close(),

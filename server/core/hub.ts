@@ -1,5 +1,6 @@
 import type { Outgoing } from "./outgoing.js";
 import type { Subscriber, SubscriberHost, TransportKind } from "./subscriber.js";
+import { Tally } from "./tally.js";
 
 /** After the I/O of this turn, so a burst of publishes is flushed once (setTimeout where there is no setImmediate). */
 const afterIo: (fn: () => void) => void =
@@ -31,6 +32,7 @@ export class Hub implements SubscriberHost {
   /** Subscribers by kind, kept as they come and go: read for every new connection's hints. */
   private readonly kinds = NO_KINDS();
   delivered = 0;
+  readonly tally = new Tally();
 
   constructor(
     heartbeatMs: number,
@@ -106,6 +108,7 @@ export class Hub implements SubscriberHost {
       const batch = s.takePending();
       if (!batch) continue;
       this.delivered += batch.length;
+      this.tally.delivered[s.kind] += batch.length;
       this.guard(s, () => s.send(batch, null));
     }
   };

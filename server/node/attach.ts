@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
+import type { ByteMeter } from "./byte-meter.js";
 import type { FastPaths } from "./fast-paths.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
 import { explainingWebSocket } from "./ws-frames.js";
@@ -22,6 +23,8 @@ export interface NodeLink {
   readonly base: string;
   readonly maxFrameBytes: number;
   readonly fast: FastPaths;
+  /** Counts the bytes written, when metrics are on. */
+  readonly meter?: ByteMeter;
   /** The routes mounted at `base` in an app of their own, for when no app is given. */
   mounted(): Hono;
   report(e: unknown): void;
@@ -117,6 +120,7 @@ export function attach(link: NodeLink, server: Server, { app, context }: AttachO
       return;
     }
     socket.on("error", () => socket.destroy());
+    link.meter?.track(socket as Socket);
     if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       return;

@@ -27,6 +27,7 @@ export class NodeServe {
   serve(req: IncomingMessage, res: ServerResponse, context?: unknown): boolean {
     if (!this.owns(req.url)) return false;
     setRequestContext(req, context);
+    this.link.meter?.track(req.socket);
     (this.listener ??= requestListener(this.app ?? this.link.mounted(), (e) => this.link.report(e)))(req, res);
     return true;
   }

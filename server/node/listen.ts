@@ -23,6 +23,8 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
   const root = app ?? link.mounted();
   const listener = requestListener(root, (e) => link.report(e));
   const server = createServer(listener);
+  const meter = link.meter;
+  if (meter) server.on("connection", (socket: Socket) => meter.track(socket));
   // Node closes an idle keep-alive socket after 5 s, which races with clients (and proxies) that
   // reuse it just then: their next publish or poll fails with "other side closed". Outlast them.
   server.keepAliveTimeout = 65_000;
