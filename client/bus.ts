@@ -56,6 +56,7 @@ export class MessageBus implements Host, ClientOptions {
 
   readonly stats: Stats = { requests: 0, frames: 0, bytes: 0, transportSwitches: 0 };
   chunkedBackoff = 0;
+  fallback: string | null = null;
   spreadMs = 0;
 
   private readonly subs = new Subscriptions();

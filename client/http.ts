@@ -1,5 +1,6 @@
 import { retryAfterMs } from "./backoff.js";
 import { stampRequest } from "./last-request.js";
+import { FALLBACK_PARAM, type FallbackReport, encodeFallback } from "../src/fallback.js";
 import type { Host } from "./types.js";
 
 /** A response that was not 2xx; `retryAfter` (ms) when the server said when to come back. */
@@ -22,7 +23,7 @@ export async function postSubscription(
 ): Promise<Response> {
   host.stats.requests++;
   stampRequest();
-  const res = await fetch(url, {
+  const res = await fetch(withFallback(host, url), {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-SILENCE-LOGGER": "true", ...host.options.headers, ...extraHeaders },
     body: JSON.stringify(body),
@@ -69,4 +70,17 @@ export async function readText(
     signal.removeEventListener("abort", cancel);
     cancel();
   }
+}
+
+/** Keeps a report of why the client left a transport for its next subscribe request. */
+export function reportFallback(host: Host, r: FallbackReport): void {
+  host.fallback = encodeFallback(r);
+}
+
+/** `url` with the pending fallback report, if any (sent once: no extra request, docs/protocol.md#13-fallback-reports). */
+export function withFallback(host: Host, url: string): string {
+  const f = host.fallback;
+  if (!f) return url;
+  host.fallback = null;
+  return `${url}${url.includes("?") ? "&" : "?"}${FALLBACK_PARAM}=${encodeURIComponent(f)}`;
 }

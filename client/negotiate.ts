@@ -1,4 +1,6 @@
+import type { FallbackReason } from "../src/fallback.js";
 import { doublingBackoff } from "./backoff.js";
+import { reportFallback } from "./http.js";
 import { ModeWatch } from "./mode-watch.js";
 import { recall, remember } from "./remember.js";
 import type { Host, Transport, TransportEvents, TransportName } from "./types.js";
@@ -125,6 +127,7 @@ export class Negotiator implements TransportEvents {
     clearTimeout(this.timer);
     this.halt(this.probe);
     this.probe = null;
+    if (this.active && this.active.name !== "poll") reportFallback(this.host, { from: this.active.name, to: "poll", reason: "hidden" });
     if (this.active?.name !== "poll") this.activate("poll");
   }
 
@@ -172,7 +175,7 @@ export class Negotiator implements TransportEvents {
     this.consider();
   }
 
-  fail(t: Transport, _why: string, retryAfterMs?: number): void {
+  fail(t: Transport, why: string, retryAfterMs?: number): void {
     if (t !== this.probe && t !== this.active) return;
     const o = this.host.options;
     const since = this.upAt.get(t.name);
@@ -190,6 +193,7 @@ export class Negotiator implements TransportEvents {
     const list = this.order();
     const lower = list.slice(list.indexOf(t.name) + 1).find((n) => !this.resting(n));
     if (lower) {
+      reportFallback(this.host, { from: t.name, to: lower, reason: reasonOf(why) });
       this.activate(lower);
     } else if (since !== undefined && retryAfterMs === undefined) {
       // Nothing to fall back to, and this connection was working until it was cut (a server
@@ -202,4 +206,13 @@ export class Negotiator implements TransportEvents {
     }
     this.consider();
   }
+}
+
+/** A transport's words for giving up (client/transports/), as a report's reason (docs/protocol.md#13-fallback-reports). */
+function reasonOf(why: string): FallbackReason {
+  if (why.startsWith("silent")) return "silent";
+  if (why.includes("(buffered)") || why.includes("before its first event") || why.includes("not an event stream")) return "buffered";
+  if (why.startsWith("not welcomed")) return "no-welcome";
+  if (why.startsWith("cannot open") || why.startsWith("closed") || /^HTTP \d/.test(why) || why.includes("fetch")) return "refused";
+  return "error";
 }

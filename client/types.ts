@@ -67,6 +67,11 @@ export interface Host {
   chunkedBackoff: number;
   /** The server's last word on how widely to spread a reconnection after a cut (`__spread`), in ms. */
   spreadMs: number;
+  /**
+   * Why the client last left a transport, encoded (src/fallback.ts), until the next subscribe request
+   * carries it to the server (docs/protocol.md#13-fallback-reports).
+   */
+  fallback: string | null;
   /** A reply to one of our requests, from a WebSocket. */
   reply(r: Reply): void;
   /** The WebSocket closed: requests it carried unanswered are sent again. */

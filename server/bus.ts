@@ -1,5 +1,6 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Context, Hono } from "hono";
+import type { Registry } from "prom-client";
 import { checkChannel, checkPublishChannel, isEpoch } from "../src/channel.js";
 import type { Message } from "../src/envelope.js";
 import { ProtocolError } from "../src/errors.js";
@@ -7,7 +8,7 @@ import type { Limits } from "../src/limits.js";
 import { quote, utf8Length } from "../src/text.js";
 import { openBackend } from "./backends/load.js";
 import { MemoryLedger } from "./backends/memory-ledger.js";
-import type { Backend, Id, StoredMessage } from "./core/backend.js";
+import { type Backend, BackendUnavailableError, type Id, type StoredMessage } from "./core/backend.js";
 import { Hub } from "./core/hub.js";
 import { Outgoing } from "./core/outgoing.js";
 import { type Handler, type RequestContext, RequestRunner } from "./core/requests.js";
@@ -15,8 +16,10 @@ import { ServerSubscriber } from "./core/server-subscriber.js";
 import type { Identity } from "./core/targeting.js";
 import type { RouteBus } from "./http/route-deps.js";
 import { createRoutes, mountRoutes } from "./http/routes.js";
-import { attach, type DrainOptions, type NodeLink } from "./node/attach.js";
+import { attach, type AttachOptions, type DrainOptions, type NodeLink } from "./node/attach.js";
+import { type NodeHandler, NodeServe } from "./node/handler.js";
 import { type FastPaths, NO_FAST_PATHS, probeFastPaths } from "./node/fast-paths.js";
+import { ByteMeter } from "./node/byte-meter.js";
 import { LagMonitor } from "./node/lag-monitor.js";
 import type { Listening } from "./node/listen.js";
 import { listenOnRuntime, nodeRuntime, routeRuntime } from "./runtimes.js";
@@ -25,7 +28,8 @@ import { deflateSettings, type MessageBusOptions, type PublishOptions, type Publ
 import type { HeldPollSlot, TransportContext } from "./transports/context.js";
 
 export type { MessageBusOptions, PublishOptions, Published } from "./options.js";
-export type { DrainOptions } from "./node/attach.js";
+export type { AttachOptions, DrainOptions } from "./node/attach.js";
+export type { NodeHandler } from "./node/handler.js";
 export type { RequestContext } from "./core/requests.js";
 
 /** Within how long a client told to move (a drain) reconnects: the drain itself spreads them wider. */
@@ -57,6 +61,7 @@ export class MessageBus {
   private readonly transports: TransportContext;
   private readonly fast: FastPaths;
   private app?: Hono;
+  private served?: NodeServe;
   private closing = false;
   /** Set by drain(): the health check fails from then on. */
   private leaving?: Promise<void>;
@@ -65,6 +70,8 @@ export class MessageBus {
   /** Publishes not yet acknowledged: close() waits for them, so none acknowledged is lost. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly lag?: LagMonitor;
+  private readonly meter?: ByteMeter;
+  private registry?: Promise<Registry>;
   private readonly handlers = new Map<string, Handler>();
   private readonly runner: RequestRunner;
 
@@ -108,7 +115,13 @@ export class MessageBus {
       spreadMs: () => this.spreadMs(),
       requests: this.runner,
     };
-    if (o.maxEventLoopLagMs) this.lag = new LagMonitor();
+    if (o.maxEventLoopLagMs || o.metrics) this.lag = new LagMonitor();
+    if (o.metrics) {
+      this.meter = new ByteMeter();
+      const given = typeof o.metrics === "object" ? o.metrics : {};
+      // Registered at once in an app's own registry: its endpoint shows them from the first scrape.
+      if (given.registry) void this.metricsRegistry().catch((e) => this.logError(e));
+    }
   }
 
   /** Runs client requests with the handlers registered by `handle`. */
@@ -208,6 +221,19 @@ export class MessageBus {
   }
 
   async publish(channel: string, data: unknown, opts: PublishOptions = {}): Promise<Published> {
+    try {
+      const r = await this.store(channel, data, opts);
+      this.hub.tally.published++;
+      return r;
+    } catch (e) {
+      const tally = this.hub.tally;
+      if (e instanceof BackendUnavailableError) tally.storeUnavailable.publish++;
+      tally.publishFailures[e instanceof ProtocolError ? "invalid" : this.closing ? "closed" : "store"]++;
+      throw e;
+    }
+  }
+
+  private async store(channel: string, data: unknown, opts: PublishOptions): Promise<Published> {
     checkPublishChannel(channel, this.limits.maxChannelBytes);
     let dataJson: string;
     try {
@@ -307,10 +333,33 @@ export class MessageBus {
 
   /**
    * Handles WebSocket upgrades on a node:http server. `app` is the Hono app the routes are mounted
-   * in, so its middleware runs for upgrades too (default: the routes alone at `base`).
+   * in, so its middleware runs for upgrades too (default: the routes alone at `base`); or options:
+   * `{ app, context }`, `context(req)` doing for an upgrade what another framework's middleware does
+   * for its requests (README, "Express, Fastify, Koa").
    */
-  attach(server: Server, app?: Hono): void {
-    attach(this.nodeLink(), server, app);
+  attach(server: Server, app?: Hono | AttachOptions): void {
+    attach(this.nodeLink(), server, app && "fetch" in app ? { app } : app);
+  }
+
+  /**
+   * The bus as a Connect/Express middleware (`app.use(bus.nodeHandler())`): requests under `base`
+   * are served, the rest passed on with `next()` (answered 404 without one, as a node:http listener).
+   */
+  nodeHandler(): NodeHandler {
+    return this.nodeServe().handler();
+  }
+
+  /**
+   * Serves a node:http request if it is under `base` (true; false: not the bus's, nothing done),
+   * for frameworks with request objects of their own: `context` (Koa's ctx, Fastify's request) is
+   * `c.env.context` in the lookups. The framework must leave the body unread and the response alone.
+   */
+  serveNode(req: IncomingMessage, res: ServerResponse, context?: unknown): boolean {
+    return this.nodeServe().serve(req, res, context);
+  }
+
+  private nodeServe(): NodeServe {
+    return (this.served ??= new NodeServe(this.nodeLink()));
   }
 
   /** Who a request is, as the lookups say. */
@@ -340,6 +389,41 @@ export class MessageBus {
       refused: this.refused,
       /** "draining" from drain() on (the health check fails), "closed" after close(). */
       state: this.closing ? "closed" : this.leaving ? "draining" : "serving",
+    };
+  }
+
+  /**
+   * The prom-client registry holding the bus's metrics (the app's own when `metrics.registry` was
+   * given). Loads prom-client on first call; rejects when metrics are off.
+   */
+  metricsRegistry(): Promise<Registry> {
+    const o = this.options.metrics;
+    if (!o) return Promise.reject(new Error("cometbus: metrics are off: new MessageBus({ metrics: true })"));
+    return (this.registry ??= import("./prometheus.js").then(({ registerMetrics }) =>
+      registerMetrics(
+        {
+          tally: this.hub.tally,
+          connections: () => this.hub.countByKind(),
+          received: () => this.published,
+          shed: () => this.refused,
+          bytesWritten: () => this.meter?.total ?? 0,
+          lagMs: () => this.lag?.lagMs ?? 0,
+        },
+        typeof o === "object" ? o.registry : undefined,
+      ),
+    ));
+  }
+
+  /** What `GET {base}/metrics` serves, when it is on. */
+  private metricsRoute(): RouteBus["metrics"] {
+    const o = this.options.metrics;
+    if (!o || (typeof o === "object" && o.route === false)) return undefined;
+    return {
+      token: (typeof o === "object" ? o.token : undefined) ?? this.options.publishToken,
+      scrape: async () => {
+        const registry = await this.metricsRegistry();
+        return { type: registry.contentType, body: await registry.metrics() };
+      },
     };
   }
 
@@ -374,6 +458,7 @@ export class MessageBus {
       authorizeAll: (c, channels) => this.authorizeAll(c, channels),
       publish: (channel, data, opts) => this.publish(channel, data, opts as PublishOptions),
       stats: () => this.stats(),
+      metrics: this.metricsRoute(),
       clientBundle,
       takesRequests: () => this.handlers.size > 0 || !!this.options.clientPublish,
       draining: () => this.draining,
@@ -389,6 +474,7 @@ export class MessageBus {
       maxFrameBytes: this.limits.maxFrameBytes,
       fast: this.fast,
       deflate: deflateSettings(this.options.perMessageDeflate),
+      meter: this.meter,
       mounted: () => mountRoutes(this.options.base, this.routes()),
       report: (e) => this.logError(e),
       close: () => this.close(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { MessageBus } from "./bus.js";
+import { allowedOrigins, NUMBER_FLAGS, numberFlagsUsage, numberOptions } from "./cli-flags.js";
 import { demoApp } from "./demo.js";
 
 const USAGE = `usage: cometbus serve [options]
@@ -10,25 +11,18 @@ const USAGE = `usage: cometbus serve [options]
   --base PATH           where the bus is mounted (default /message-bus)
   --backend URL         memory (default), redis://… or postgres://…
   --publish-token T     enables POST {base}/publish with "Authorization: Bearer T"
-  --drain-window MS     on SIGTERM, spread telling connections to move over this long (default 10000)
-  --drain-delay MS      on SIGTERM, fail the health check this long first, serving as usual (default 0)
-  --reconnect-rate N    reconnections per second this process's clients spread to if it dies (default 500)
-  --max-connections N   refuse new connections past N (503 / close 1013), serving those held
-  --max-lag MS          refuse new connections while the event loop lags more than MS
-  --flush-delay MS      the most a busy process holds a flush to batch writes (default 10; 0 never)
   --deflate             WebSocket permessage-deflate for clients that offer it (off by default)
+  --allowed-origins L   WebSocket origins allowed: comma-separated (https://app.example), or * (default: same host)
+  --metrics             serve Prometheus metrics at GET {base}/metrics (bearer token: --metrics-token, else the publish token)
+  --metrics-token T     the bearer token GET {base}/metrics asks for (implies --metrics)
+  --no-long-polling     answer every poll at once (no held long-polls)
+  --no-chunked          long-polls answer unchunked
+${numberFlagsUsage()}
   --demo                also serve the demo pages at /
 
   SIGTERM drains (fails {base}/health, waits the delay, stops accepting, tells every connection to
   move, spread over the window), then exits; SIGINT exits at once (connections are still told to move, each at a random moment).
 `;
-
-function count(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || v.trim() === "") throw new Error(`bad --${name}: ${v}`);
-  return n;
-}
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -40,13 +34,13 @@ async function main(argv: string[]): Promise<void> {
       base: { type: "string", default: "/message-bus" },
       backend: { type: "string", default: "memory" },
       "publish-token": { type: "string" },
-      "drain-window": { type: "string" },
-      "drain-delay": { type: "string" },
-      "reconnect-rate": { type: "string" },
-      "max-connections": { type: "string" },
-      "max-lag": { type: "string" },
-      "flush-delay": { type: "string" },
       deflate: { type: "boolean", default: false },
+      "allowed-origins": { type: "string" },
+      metrics: { type: "boolean", default: false },
+      "metrics-token": { type: "string" },
+      "no-long-polling": { type: "boolean", default: false },
+      "no-chunked": { type: "boolean", default: false },
+      ...Object.fromEntries(NUMBER_FLAGS.map((f) => [f.flag, { type: "string" as const }])),
       demo: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -60,16 +54,15 @@ async function main(argv: string[]): Promise<void> {
   const port = Number(values.port ?? (process.env.PORT || 3000));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad --port: ${values.port}`);
   const bus = new MessageBus({
-    backend: values.backend,
-    base: values.base,
-    publishToken: values["publish-token"] ?? process.env.COMETBUS_PUBLISH_TOKEN,
-    drainWindow: count("drain-window", values["drain-window"]),
-    drainDelay: count("drain-delay", values["drain-delay"]),
-    reconnectRate: count("reconnect-rate", values["reconnect-rate"]) || undefined,
-    maxConnections: count("max-connections", values["max-connections"]),
-    maxEventLoopLagMs: count("max-lag", values["max-lag"]),
-    flushDelay: count("flush-delay", values["flush-delay"]),
-    perMessageDeflate: values.deflate,
+    backend: values.backend as string,
+    base: values.base as string,
+    publishToken: (values["publish-token"] as string | undefined) ?? process.env.COMETBUS_PUBLISH_TOKEN,
+    allowedOrigins: allowedOrigins(values["allowed-origins"] as string | undefined),
+    metrics: values.metrics || values["metrics-token"] !== undefined ? { token: values["metrics-token"] as string | undefined } : undefined,
+    longPolling: values["no-long-polling"] ? false : undefined,
+    chunkedEncoding: values["no-chunked"] ? false : undefined,
+    perMessageDeflate: values.deflate as boolean,
+    ...numberOptions(values),
   });
   await bus.ready();
   const app = values.demo ? demoApp(bus) : undefined;

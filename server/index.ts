@@ -1,9 +1,8 @@
-export { MessageBus, type DrainOptions, type MessageBusOptions, type PublishOptions, type Published, type RequestContext } from "./bus.js";
+export { MessageBus, type AttachOptions, type DrainOptions, type NodeHandler, type MessageBusOptions, type PublishOptions, type Published, type RequestContext } from "./bus.js";
 export type { Backend, BackendEvents, AppendRequest, StoredMessage, Snapshot, Targets, Id } from "./core/backend.js";
 export { BackendUnavailableError, randomEpoch } from "./core/backend.js";
 export { MemoryBackend } from "./backends/memory.js";
-export { RedisBackend, type RedisBackendOptions } from "./backends/redis.js";
-export { PostgresBackend, type PostgresBackendOptions } from "./backends/postgres.js";
+// The Redis and PostgreSQL backends are `cometbus/redis` and `cometbus/postgres`: this entry loads neither driver.
 export type { Identity } from "./core/targeting.js";
 export type { Listening } from "./node/listen.js";
 export type { Message, StatusData } from "../src/envelope.js";

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import type { Registry } from "prom-client";
 import { DEFAULT_LIMITS, type Limits } from "../src/limits.js";
 import type { Backend, Id } from "./core/backend.js";
 
@@ -52,6 +53,13 @@ export interface MessageBusOptions {
   allowedOrigins?: string[] | ((origin: string, c: Context) => boolean);
   /** Enables `POST {base}/publish` with this bearer token. Off without one. */
   publishToken?: string;
+  /**
+   * Prometheus metrics (README, "Metrics"): `true` or options enable `GET {base}/metrics`; `token`
+   * requires `Authorization: Bearer <token>` there (default: the publish token, if any); `registry`
+   * registers them in the app's own prom-client registry too (then `route: false` leaves the
+   * endpoint off). prom-client is loaded only when this is set. Default off.
+   */
+  metrics?: boolean | { token?: string; registry?: Registry; route?: boolean };
   /** Where unexpected errors are reported. Default `console.error`. */
   onError?: (error: unknown) => void;
   /**

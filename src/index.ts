@@ -5,3 +5,4 @@ export * from "./limits.js";
 export * from "./subscription.js";
 export * from "./wire.js";
 export * from "./text.js";
+export * from "./fallback.js";

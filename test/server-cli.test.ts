@@ -2,8 +2,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
-import { parse, poll, wsUrl } from "./fixtures/clients.js";
+import { NUMBER_FLAGS } from "../server/cli-flags.js";
+import { longPoll, parse, poll, WsClient, wsUrl } from "./fixtures/clients.js";
+import { parsePrometheusText } from "./helpers/prometheus-text.js";
 
 const CLI = fileURLToPath(new URL("../dist/server/cli.js", import.meta.url));
 const children = new Set<ChildProcess>();
@@ -125,4 +128,56 @@ describe("cometbus serve", () => {
     expect(await delay.exited).toBe(1);
     expect(delay.out()).toMatch(/bad --flush-delay: -5/);
   });
+
+  it("every standalone option has a flag that takes effect: origins, metrics, limits, backlog sizes, long-polling", async () => {
+    const s = await serve([
+      "--port", "0", "--publish-token", "T", "--metrics", "--metrics-token", "M",
+      "--allowed-origins", "https://ok.example, https://also.example", "--max-channels", "2",
+      "--max-backlog-size", "3", "--no-long-polling", "--max-body-bytes", "200",
+    ]);
+    const metrics = await fetch(`${s.url}/metrics`, { headers: { Authorization: "Bearer M" } });
+    expect(metrics.status).toBe(200);
+    const { types } = parsePrometheusText(await metrics.text());
+    expect(types.get("cometbus_client_fallbacks_total")).toBe("counter");
+    expect((await fetch(`${s.url}/metrics`)).status).toBe(401);
+
+    const bad = new WsClient(wsUrl(s.url, "o1"), { origin: "https://bad.example" });
+    await expect(bad.opened).rejects.toThrow(/HTTP 403/);
+    const ok = new WsClient(wsUrl(s.url, "o2"), { origin: "https://also.example" });
+    await ok.opened;
+    ok.close();
+
+    const three = await poll(s.url, "c1", { "/a": -1, "/b": -1, "/c": -1 });
+    expect(three.status).toBe(400);
+    expect(JSON.parse(three.text)).toEqual({ error: "too many channels: at most 2 in one subscription" });
+    const big = await poll(s.url, "c1", { ["/" + "x".repeat(250)]: -1 });
+    expect(big.status).toBe(413);
+
+    for (let i = 1; i <= 5; i++) {
+      const r = await fetch(`${s.url}/publish`, { method: "POST", headers: { Authorization: "Bearer T" }, body: JSON.stringify({ channel: "/b", data: i }) });
+      expect(r.status).toBe(200);
+    }
+    // Not held (--no-long-polling): answered at once, with the 3 messages the backlog kept.
+    const held = await longPoll(s.url, "c2", { "/b": 0 });
+    expect(parse(held.text).filter((m) => m.channel === "/b").map((m) => m.data)).toEqual([3, 4, 5]);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  });
+
+  it("--help and the README list every flag; bad values exit 1 with the flag's name", async () => {
+    const help = run(["--help"]);
+    expect(await help.exited).toBe(0);
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const flags = ["port", "host", "base", "backend", "publish-token", "allowed-origins", "metrics", "metrics-token", "no-long-polling", "no-chunked", "demo", ...NUMBER_FLAGS.map((f) => f.flag)];
+    for (const f of flags) {
+      expect(help.out(), `--help lists --${f}`).toContain(`--${f} `);
+      expect(readme, `README lists --${f}`).toContain(`--${f}`);
+    }
+    for (const [flag, value] of [["max-channels", "-1"], ["max-backlog-size", "0"], ["heartbeat", "soon"], ["allowed-origins", "ok.example"]]) {
+      const p = run(["serve", "--port", "0", `--${flag}=${value}`]);
+      expect(await p.exited, flag).toBe(1);
+      expect(p.out()).toContain(`bad --${flag}: `);
+    }
+  });
 });
+

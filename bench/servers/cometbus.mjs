@@ -8,7 +8,9 @@ const { MessageBus } = await import(new URL("server/index.js", dist.endsWith("/"
 
 // No per-client request rate limit: bench/requests.mjs measures how fast one client can go.
 // COMETBUS_DEFLATE=1: permessage-deflate on (the `… deflate` targets). An older build (BENCH_BEFORE_DIST)
-// does not know the option and ignores it.
+// does not know the option and ignores it. COMETBUS_METRICS=1 (bench/metrics-cost.mjs): metrics on,
+// scraped every second as a busy Prometheus would.
+const metrics = process.env.COMETBUS_METRICS === "1";
 const bus = new MessageBus({
   base: "/mb",
   publishToken: "bench",
@@ -16,8 +18,13 @@ const bus = new MessageBus({
   maxGlobalBacklogSize: 20_000,
   limits: { maxRequestsPerSecond: 1e9 },
   perMessageDeflate: process.env.COMETBUS_DEFLATE === "1",
+  metrics,
 });
 await bus.ready();
+if (metrics) {
+  const registry = await bus.metricsRegistry();
+  setInterval(() => void registry.metrics(), 1000).unref();
+}
 // bench/requests.mjs (COMETBUS_REQUESTS=1): one request's round trip, the handler doing nothing but
 // answer. Only there: a bus that takes requests keeps each WebSocket's upgrade Context for its
 // handlers (`ctx.c`), which the other cells, the idle ones above all, are not about.

@@ -1,6 +1,6 @@
 import { decodeChunks } from "../../src/wire.js";
 import { hintsOf, spreadHeader } from "../hints.js";
-import { HttpError, postSubscription, readText } from "../http.js";
+import { HttpError, postSubscription, readText, reportFallback } from "../http.js";
 import type { Message } from "../types.js";
 import { BaseTransport, isMessageArray } from "./base.js";
 
@@ -57,6 +57,7 @@ export class LongPollTransport extends BaseTransport {
       this.firstChunk = setTimeout(() => {
         if (!this.current(gen)) return;
         this.host.chunkedBackoff = o.retryChunkedAfterRequests;
+        reportFallback(this.host, { from: "chunked", to: "long-poll", reason: "buffered" });
         this.refresh();
       }, o.firstChunkTimeout);
     }
@@ -109,6 +110,8 @@ export class LongPollTransport extends BaseTransport {
       // quiet long-poll, not a failing server: ask again at once. Quick failures still back off.
       if (isProxyCut(e) && Date.now() - startedAt > PROXY_CUT_AFTER_MS) {
         // Or the server gone while it held us, with every other client it held: spread as it asked.
+        const held = chunked ? "chunked" : "long-poll";
+        reportFallback(this.host, { from: held, to: held, reason: "proxy-cut", seconds: (Date.now() - startedAt) / 1000 });
         this.cutAfterWorking();
         this.activity(true);
       } else this.httpError(e);

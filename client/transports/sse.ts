@@ -1,7 +1,7 @@
 import { createParser } from "eventsource-parser";
 import { isStatus } from "../../src/envelope.js";
 import { hintsOf } from "../hints.js";
-import { HttpError, postSubscription, readText } from "../http.js";
+import { HttpError, postSubscription, readText, reportFallback } from "../http.js";
 import type { Message } from "../types.js";
 import { BaseTransport } from "./base.js";
 
@@ -110,6 +110,7 @@ export class SseTransport extends BaseTransport {
   private resume(startedAt: number): void {
     const o = this.host.options;
     this.quickCuts = Date.now() - startedAt < QUICK_CUT_MS ? this.quickCuts + 1 : 0;
+    reportFallback(this.host, { from: "sse", to: "sse", reason: "proxy-cut", seconds: (Date.now() - startedAt) / 1000 });
     if (this.quickCuts > 1) this.retry(Math.min(o.maxPollInterval, o.minPollInterval * 2 ** Math.min(this.quickCuts, 16)));
     else this.cutAfterWorking();
   }

@@ -1,3 +1,4 @@
+import { reportFallback, withFallback } from "../http.js";
 import { stampRequest } from "../last-request.js";
 import { REPLY_CHANNEL, type Reply } from "../../src/request.js";
 import { hintsOf, reasonMs } from "../hints.js";
@@ -46,6 +47,7 @@ export class WebSocketTransport extends BaseTransport {
     const o = this.host.options;
     this.asked = null;
     let answered = false;
+    let upAt = 0;
     // A socket that opened but says nothing leads nowhere (a proxy that accepted the upgrade and
     // forwards nothing): given up at once. One not even open yet may be a busy server: a second
     // chance, twice as long, while HTTP delivers (docs/protocol.md#65-websocket).
@@ -102,6 +104,7 @@ export class WebSocketTransport extends BaseTransport {
       this.host.receive(batch, this.sentEpoch);
       if (!answered && this.current(gen)) {
         answered = true;
+        upAt = Date.now();
         clearTimeout(this.handshake);
         this.failures = 0;
         this.events.up(this);
@@ -122,7 +125,10 @@ export class WebSocketTransport extends BaseTransport {
       }
       // A socket that worked, cut without a word (a crash, a proxy): back on this transport, spread;
       // only if it cannot even be opened again does the transport give way.
-      if (answered && !OUR_FAULT.includes(ev.code)) return this.cutAfterWorking();
+      if (answered && !OUR_FAULT.includes(ev.code)) {
+        reportFallback(this.host, { from: "websocket", to: "websocket", reason: "proxy-cut", seconds: (Date.now() - upAt) / 1000 });
+        return this.cutAfterWorking();
+      }
       this.give(`closed ${ev.code}${ev.reason ? " " + ev.reason : ""}`, OUR_FAULT.includes(ev.code) ? o.maxPollInterval : undefined);
     };
     ws.onerror = () => {
@@ -134,7 +140,7 @@ export class WebSocketTransport extends BaseTransport {
     const base = typeof location !== "undefined" ? location.href : undefined;
     const url = new URL(this.host.url("ws"), base);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    return url.href;
+    return withFallback(this.host, url.href);
   }
 
   /** Brings the socket's channels in line with the subscription. */

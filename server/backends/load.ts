@@ -20,8 +20,8 @@ export class LazyBackend implements Backend {
 
   async load(): Promise<void> {
     let mod: { createBackend(url: string): Backend };
-    if (/^rediss?:\/\//.test(this.url)) mod = await import("./redis.js" as string);
-    else if (/^postgres(ql)?:\/\//.test(this.url)) mod = await import("./postgres.js" as string);
+    if (/^rediss?:\/\//.test(this.url)) mod = await importDriver("./redis.js", "ioredis");
+    else if (/^postgres(ql)?:\/\//.test(this.url)) mod = await importDriver("./postgres.js", "pg");
     else throw new Error(`cometbus: unknown backend "${this.url}": use "memory", redis://… or postgres://…`);
     this.inner = mod.createBackend(this.url);
     this.kind = this.inner.kind;
@@ -53,5 +53,16 @@ export class LazyBackend implements Backend {
   }
   close() {
     return this.inner ? this.inner.close() : Promise.resolve();
+  }
+}
+
+/** The drivers are optional peer dependencies: an app that names a URL installs the one it uses. */
+async function importDriver(path: string, driver: string): Promise<{ createBackend(url: string): Backend }> {
+  try {
+    return await import(path);
+  } catch (e) {
+    const missing = (e as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && String((e as Error).message).includes(`'${driver}'`);
+    if (missing) throw new Error(`cometbus: this backend needs the ${driver} package: npm install ${driver}`);
+    throw e;
   }
 }

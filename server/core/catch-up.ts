@@ -1,3 +1,4 @@
+import type { ResetReason } from "./tally.js";
 import type { StatusData } from "../../src/envelope.js";
 import type { Backend, StoredMessage } from "./backend.js";
 import { allowed, type Identity } from "./targeting.js";
@@ -38,6 +39,8 @@ export class CatchUp {
   readonly tellEpoch: boolean;
   /** Channels whose asked position could not be honoured, in the order they were found. */
   readonly reset: string[] = [];
+  /** Why each of `reset` was (the metrics count them). */
+  readonly resetReasons: ResetReason[] = [];
   /** Where each channel started (an SSE stream's first event). */
   readonly start = new Map<string, number>();
   private readonly told = new Set<string>();
@@ -85,10 +88,10 @@ export class CatchUp {
       } else if (otherEpoch) {
         from = 0;
         continuous = true;
-        cu.markReset(channel);
+        cu.markReset(channel, "epoch");
       } else if (want > last) {
         from = last;
-        cu.markReset(channel);
+        cu.markReset(channel, "past-end");
       } else {
         from = want;
         continuous = true;
@@ -147,7 +150,7 @@ export class CatchUp {
       // Trimmed or expired before this client read it: say so, and go on from what is left. When
       // nothing is left at all, the channel stands at its last id (told, as for filtered entries).
       const first = page.length ? page[0].message_id : c.last + 1;
-      if (first > c.pos + 1 && c.continuous) this.markReset(c.channel);
+      if (first > c.pos + 1 && c.continuous) this.markReset(c.channel, "trimmed");
       if (!page.length && c.pos < c.last) c.pos = c.last;
       c.continuous = true;
       c.buffer = page;
@@ -155,10 +158,11 @@ export class CatchUp {
     }
   }
 
-  private markReset(channel: string): void {
+  private markReset(channel: string, why: ResetReason): void {
     this.told.add(channel);
     if (this.reset.includes(channel)) return;
     this.reset.push(channel);
+    this.resetReasons.push(why);
     this.freshResets.push(channel);
   }
 

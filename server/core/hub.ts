@@ -1,6 +1,7 @@
 import { FlushPacer } from "./flush-pacer.js";
 import type { Outgoing } from "./outgoing.js";
 import type { Subscriber, SubscriberHost, TransportKind } from "./subscriber.js";
+import { Tally } from "./tally.js";
 
 /** After the I/O of this turn, so a burst of publishes is flushed once (setTimeout where there is no setImmediate). */
 const afterIo: (fn: () => void) => void =
@@ -34,6 +35,7 @@ export class Hub implements SubscriberHost {
   delivered = 0;
   /** When flushes run: at once when idle, held a little when busy (flush-pacer.ts). */
   readonly pacer: FlushPacer;
+  readonly tally = new Tally();
 
   constructor(
     heartbeatMs: number,
@@ -116,6 +118,7 @@ export class Hub implements SubscriberHost {
       const batch = s.takePending();
       if (!batch) continue;
       this.delivered += batch.length;
+      this.tally.delivered[s.kind] += batch.length;
       this.guard(s, () => s.send(batch, null));
     }
     this.pacer.end();

@@ -3,8 +3,10 @@ import type { Backend } from "./backend.js";
 import { CatchUp } from "./catch-up.js";
 import { allowed, type Identity } from "./targeting.js";
 import type { Outgoing } from "./outgoing.js";
+import type { Tally } from "./tally.js";
 
-export type TransportKind = "poll" | "long-poll" | "chunked" | "sse" | "websocket" | "server";
+import type { TransportKind } from "./kinds.js";
+export type { TransportKind } from "./kinds.js";
 
 /** What a subscriber needs of the hub it belongs to (the hub implements it; neither writes the other's fields). */
 export interface SubscriberHost {
@@ -14,6 +16,8 @@ export interface SubscriberHost {
   remove(sub: Subscriber, channels: readonly string[], all: boolean): void;
   /** It has messages pending: flush it at the next tick. */
   markDirty(sub: Subscriber): void;
+  /** Where what happens is counted (the metrics read it). */
+  readonly tally: Tally;
 }
 
 /** One page of a catch-up, as a transport writes it. */
@@ -66,6 +70,11 @@ export abstract class Subscriber {
     if (!batch.length || this.closed) return null;
     this.pending = [];
     return batch;
+  }
+
+  /** Cut for being too slow (the transport closes it): counted. */
+  protected tooSlow(): void {
+    this.hub.tally.slowCuts[this.kind]++;
   }
 
   /** Leaves these channels, or with none given every channel and the hub. */
@@ -122,6 +131,7 @@ export abstract class Subscriber {
             await writer.page({ cu, messages, reset, first, last: cu.done });
             if (cu.done) break;
           }
+          this.hub.tally.caughtUp(this.kind, asked.values(), cu.resetReasons);
           // A reset while loading voids these positions: every channel starts over at 0 (endLoading).
           if (this.resetWhileLoading === undefined) this.settle(cu.positions);
           return;
@@ -184,6 +194,7 @@ export abstract class Subscriber {
       return;
     }
     const data: StatusData = { __epoch: epoch, __reset: [...this.positions.keys()] };
+    this.hub.tally.resets["bus-reset"] += this.positions.size;
     for (const ch of this.positions.keys()) {
       this.positions.set(ch, 0);
       data[ch] = 0;

@@ -14,6 +14,8 @@ export interface RouteBus {
   authorizeAll(c: Context, channels: Iterable<string>): Promise<void>;
   publish(channel: string, data: unknown, opts: { userIds?: unknown; groupIds?: unknown; clientIds?: unknown }): Promise<{ globalId: number; messageId: number }>;
   stats(): object;
+  /** `GET {base}/metrics`, when on: the bearer token it asks for (none: open), and the exposition. */
+  readonly metrics?: { token?: string; scrape(): Promise<{ type: string; body: string }> };
   /** The browser bundle's text, or null when it is not built. */
   clientBundle(): string | null;
   /** Whether request handlers or client publishing are set up (a WebSocket then keeps its upgrade's Context for them). */

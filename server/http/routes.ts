@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../../src/errors.js";
+import { FALLBACK_PARAM, parseFallback } from "../../src/fallback.js";
 import { BackendUnavailableError } from "../core/backend.js";
 import { BUS_HEADERS, NO_CACHE } from "../transports/common.js";
 import type { Exchange } from "../transports/io.js";
@@ -36,7 +37,10 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
     // The shared store is down: the caller may retry. The driver's own words (hosts, ports) are the
     // operator's, reported once per outage by the backend, not an anonymous client's.
-    if (err instanceof BackendUnavailableError) return c.json({ error: err.clientMessage }, 503, { "Retry-After": "1" });
+    if (err instanceof BackendUnavailableError) {
+      bus.transports.hub.tally.storeUnavailable.subscribe++;
+      return c.json({ error: err.clientMessage }, 503, { "Retry-After": "1" });
+    }
     // The client left while its body was read: nobody to answer, nothing went wrong.
     if (runtime.clientLeft(c)) return c.get("x").gone();
     bus.transports.report(err);
@@ -46,6 +50,11 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   app.use(async (c, next) => {
     const x = runtime.exchange(c);
     c.set("x", x);
+    // A client's word on why it left a transport, carried by its next subscribe (docs/protocol.md#13-fallback-reports).
+    if (x.search.includes(FALLBACK_PARAM)) {
+      const report = parseFallback(new URLSearchParams(x.search).get(FALLBACK_PARAM));
+      if (report) bus.transports.hub.tally.fallback(report);
+    }
     // A connection with many requests queued behind an open stream (pipelining) is closed.
     if (!runtime.admit(c, limits.maxQueuedRequests)) return x.gone();
     // Hono answers HEAD with the GET route minus its body, but a poll or a stream writes its own.
@@ -97,6 +106,16 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   app.post("/:clientId/request", limit, async (c) => refused(c, false) ?? requestRoute(bus, c));
 
   app.get("/stats", (c) => c.json(bus.stats(), 200, NO_CACHE));
+
+  app.get("/metrics", async (c) => {
+    const m = bus.metrics;
+    if (!m) return c.json({ error: "metrics are disabled: start the server with --metrics (option metrics)" }, 404);
+    if (m.token !== undefined && !bearerMatches(c.req.header("authorization"), m.token)) {
+      return c.json({ error: "missing or wrong bearer token" }, 401, { "WWW-Authenticate": "Bearer" });
+    }
+    const { type, body } = await m.scrape();
+    return c.body(body, 200, { ...NO_CACHE, "Content-Type": type });
+  });
 
   // For a load balancer: fails from the moment a drain begins, so it stops sending new connections here.
   app.get("/health", (c) => (bus.leaving() ? c.json({ status: "draining" }, 503, ERROR_HEADERS) : c.json({ status: "ok" }, 200, NO_CACHE)));

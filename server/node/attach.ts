@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { DrainOptions } from "../http/listening.js";
+import type { ByteMeter } from "./byte-meter.js";
 import type { FastPaths } from "./fast-paths.js";
 import { type DeflateSettings, wsDeflateOptions } from "./ws-deflate.js";
 import { expectUpgrade, takeUpgrade } from "./upgrade.js";
@@ -19,6 +20,8 @@ export interface NodeLink {
   readonly fast: FastPaths;
   /** permessage-deflate (ws-deflate.ts), null when off. */
   readonly deflate: DeflateSettings | null;
+  /** Counts the bytes written, when metrics are on. */
+  readonly meter?: ByteMeter;
   /** The routes mounted at `base` in an app of their own, for when no app is given. */
   mounted(): Hono;
   report(e: unknown): void;
@@ -26,6 +29,18 @@ export interface NodeLink {
   close(): Promise<void>;
   /** The bus's drain: connections told to move, spread over the window. */
   drain(options?: DrainOptions): Promise<void>;
+}
+
+/** How `attach` serves upgrades inside another framework's server. */
+export interface AttachOptions {
+  /** The Hono app the routes are mounted in (default: the routes alone at `base`). */
+  app?: Hono;
+  /**
+   * Runs for each upgrade before the routes see it: what the app's own middleware would have done for
+   * an ordinary request (read the session cookie, say), which node:http's upgrades skip. Its result is
+   * `c.env.context` for the lookups; it may also set fields on `req` (`c.env.incoming`).
+   */
+  context?: (req: IncomingMessage) => unknown;
 }
 
 /** A host name or address with an optional port: nothing that could change the URL's path. */
@@ -69,7 +84,7 @@ async function reject(socket: Duplex, res: Response): Promise<void> {
  * Handles WebSocket upgrades on a node:http server: each passes through the Hono `app` (so its
  * middleware, the lookups and `authorize` see it), and the socket is taken if the route said yes.
  */
-export function attach(link: NodeLink, server: Server, app?: Hono): void {
+export function attach(link: NodeLink, server: Server, { app, context }: AttachOptions = {}): void {
   const root = app ?? link.mounted();
   const wss = new WebSocketServer({
     noServer: true,
@@ -102,6 +117,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
       return;
     }
     socket.on("error", destroySelf);
+    link.meter?.track(socket as Socket);
     if (!path.endsWith("/ws") || req.headers.upgrade?.toLowerCase() !== "websocket") {
       await reject(socket, Response.json({ error: "not found" }, { status: 404 }));
       return;
@@ -114,7 +130,7 @@ export function attach(link: NodeLink, server: Server, app?: Hono): void {
     expectUpgrade(req);
     let res: Response;
     try {
-      res = await root.fetch(request, { incoming: req, outgoing: undefined });
+      res = await root.fetch(request, { incoming: req, outgoing: undefined, context: context ? await context(req) : undefined });
     } catch (e) {
       link.report(e);
       res = Response.json({ error: "internal error" }, { status: 500 });

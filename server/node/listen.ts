@@ -1,11 +1,11 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Hono } from "hono";
 import { truncateUtf8 } from "../../src/text.js";
 import { type Served, serverUrl } from "../http/listening.js";
-import { attach, type NodeLink, ownUpgradeListener } from "./attach.js";
+import { attach, type DrainOptions, type NodeLink, ownUpgradeListener } from "./attach.js";
+import { requestListener } from "./request-listener.js";
 
 /** A server on node:http (`server` is it: its events and sockets are the app's to watch). */
 export interface Listening extends Served {
@@ -15,17 +15,10 @@ export interface Listening extends Served {
 /** Serves `app` (default: the bus's routes at its base) on node:http, WebSocket upgrades included. */
 export async function listen(link: NodeLink, port: number, hostname: string, app?: Hono): Promise<Listening> {
   const root = app ?? link.mounted();
-  const listener = getRequestListener(root.fetch, {
-    // A request target the adapter cannot make a URL of (`GET *`, a bad Host) is bad input: JSON, as every other.
-    errorHandler: (e) => {
-      if (!(e instanceof RequestError)) link.report(e);
-      return Response.json(
-        { error: e instanceof RequestError ? `bad request: ${truncateUtf8(e.message, 200)}` : "internal error" },
-        { status: e instanceof RequestError ? 400 : 500, headers: { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" } },
-      );
-    },
-  });
-  const server = createServer(listener as (req: IncomingMessage, res: ServerResponse) => void);
+  const listener = requestListener(root, (e) => link.report(e));
+  const server = createServer(listener);
+  const meter = link.meter;
+  if (meter) server.on("connection", (socket: Socket) => meter.track(socket));
   // Node closes an idle keep-alive socket after 5 s, which races with clients (and proxies) that
   // reuse it just then: their next publish or poll fails with "other side closed". Outlast them.
   server.keepAliveTimeout = 65_000;
@@ -43,7 +36,7 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
         `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   });
-  attach(link, server, root);
+  attach(link, server, { app: root });
   const spare = spareSockets(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

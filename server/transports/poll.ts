@@ -92,7 +92,7 @@ class ChunkedPoll extends HeldPoll {
     if (this.closed || !this.sink) return;
     this.sink.write(batch.length === 1 && !status ? batch[0].chunk : encodeChunk(batchJson(batch, status)));
     // A client that cannot keep up is cut; it resumes from its positions, from the backlog.
-    if (this.sink.buffered > this.limits.maxBufferedBytes) this.cut();
+    if (this.sink.buffered > this.limits.maxBufferedBytes) this.slowCut();
   }
 
   /** One catch-up page as one chunk, each once the client has taken the one before. */
@@ -101,7 +101,13 @@ class ChunkedPoll extends HeldPoll {
     if (!this.sink || !(p.first || p.messages.length || status)) return;
     const chunk = encodeChunk(p.messages.length || status ? batchJson(p.messages, status) : "[]");
     if (p.last) this.sink.write(chunk);
-    else if (!(await this.sink.writeAndWait(chunk, this.limits.maxStallMs))) this.cut();
+    else if (!(await this.sink.writeAndWait(chunk, this.limits.maxStallMs))) this.slowCut();
+  }
+
+  private slowCut(): void {
+    if (this.closed) return;
+    this.tooSlow();
+    this.cut();
   }
 
   cut(): void {
@@ -140,6 +146,7 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
     // Draining, a long-poll is not held: what is due now, and where to go (the routes close the connection).
     const cu = await CatchUp.open(ctx.backend, sub.positions, sub.epoch, who);
     const { messages } = await cu.next(size);
+    ctx.hub.tally.caughtUp("poll", sub.positions.values(), cu.resetReasons);
     const status = cu.status();
     return x.json(batchJson(messages, drain === null || !longPolling ? status : { ...status, __drain: drain }), hints);
   }

@@ -99,7 +99,7 @@ class SseSubscriber extends Subscriber {
 
   /** A consumer that cannot keep up is cut; it resumes from its position, from the backlog. */
   private checkBuffered(): void {
-    if (this.sink.buffered > this.limits.maxBufferedBytes) this.cut();
+    if (this.sink.buffered > this.limits.maxBufferedBytes) this.slowCut();
   }
 
   /**
@@ -141,7 +141,7 @@ class SseSubscriber extends Subscriber {
     if (!out) return;
     // The next page waits until the client has taken this one: a slow client holds one page, not the backlog.
     if (last) this.write(out);
-    else if (!(await this.sink.writeAndWait(out, this.limits.maxStallMs))) this.cut();
+    else if (!(await this.sink.writeAndWait(out, this.limits.maxStallMs))) this.slowCut();
   }
 
   override heartbeat(): void {
@@ -163,6 +163,12 @@ class SseSubscriber extends Subscriber {
     if (this.closed) return;
     this.closed = true;
     this.leave();
+  }
+
+  private slowCut(): void {
+    if (this.closed) return;
+    this.tooSlow();
+    this.cut();
   }
 
   /** Cut at once (too slow, stalled): its buffers are freed, and it resumes from its event ids. */

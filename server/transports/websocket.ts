@@ -138,12 +138,15 @@ export class WsSubscriber extends Subscriber {
     if (!(p.first || p.messages.length || status)) return;
     const frame = batchJson(p.messages, status);
     if (p.last) this.ws.send(frame);
-    else if (!(await this.ws.sendAndWait(frame, this.ctx.limits.maxStallMs))) this.cut();
+    else if (!(await this.ws.sendAndWait(frame, this.ctx.limits.maxStallMs))) this.slowCut();
   }
 
   private fail(e: unknown): void {
     if (e instanceof ProtocolError) return this.closeWith(e.closeCode, e.message);
-    if (e instanceof BackendUnavailableError) return this.closeWith(WS_CLOSE.tryAgainLater, "the store is unavailable: try again later");
+    if (e instanceof BackendUnavailableError) {
+      this.hub.tally.storeUnavailable.subscribe++;
+      return this.closeWith(WS_CLOSE.tryAgainLater, "the store is unavailable: try again later");
+    }
     this.ctx.report(e);
     this.closeWith(WS_CLOSE.serverError, "server error");
   }
@@ -161,7 +164,13 @@ export class WsSubscriber extends Subscriber {
     if (!status && batch.length) this.ws.sendShared(batch.length === 1 ? batch[0].frame : frames.get(batch, "", encodeFrame));
     else this.ws.send(batchJson(batch, status));
     // A consumer that cannot keep up is cut; it resumes from its positions, from the backlog.
-    if (this.ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) this.cut();
+    if (this.ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) this.slowCut();
+  }
+
+  private slowCut(): void {
+    if (this.closed) return;
+    this.tooSlow();
+    this.cut();
   }
 
   /** Too slow: told 1013 (resume from the backlog), and destroyed soon if it does not read even that. */
