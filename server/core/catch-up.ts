@@ -131,7 +131,7 @@ export class CatchUp {
       head.pos = m.message_id;
       if (!allowed(m, this.who)) continue;
       head.delivered = m.message_id;
-      const o = new Outgoing(m);
+      const o = new Outgoing(m).for(this.who);
       messages.push(o);
       bytes += utf8Length(o.json);
     }
