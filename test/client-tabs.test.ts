@@ -29,6 +29,16 @@ const PAGE = `<!doctype html>
     });
     return bus.clientId;
   };
+  window.replies = [];
+  window.askAll = function (n) {
+    for (var i = 1; i <= n; i++) {
+      bus.request("n", i).then(function (r) { replies.push(r); }, function (e) { replies.push("error: " + e.message); });
+    }
+  };
+  window.setHidden = function (hidden) {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: function () { return hidden ? "hidden" : "visible"; } });
+    document.dispatchEvent(new Event("visibilitychange"));
+  };
 </script></body></html>`;
 
 interface Served extends Listening {
@@ -228,5 +238,56 @@ describe.runIf(enabled)("tabs sharing one connection (Chromium)", () => {
     for (const p of pages) await ready(p, [ch]);
     await publishSome(server, ch, 20);
     for (const p of pages) await expectRange(p, ch, 0, 20);
+  });
+
+  it("requests from every tab run once each, in order, while the leader's page closes", async () => {
+    server = await serve();
+    const runs = new Map<string, number>();
+    server.bus.handle("n", (n, ctx) => {
+      const key = `${ctx.clientId}:${n}`;
+      runs.set(key, (runs.get(key) ?? 0) + 1);
+      return n;
+    });
+    const ctx = await context("u1");
+    const ch = "/t/requests";
+    const pages = [];
+    for (let i = 0; i < 3; i++) pages.push((await tab(ctx, [ch])).page);
+    for (const p of pages) await ready(p, [ch]);
+    const leader = await leaderOf(pages);
+    const followers = pages.filter((p) => p !== leader);
+    for (const p of followers) await p.evaluate(() => (window as unknown as { askAll: (n: number) => void }).askAll(100));
+    await leader.close();
+    for (const p of followers) {
+      await p.waitForFunction(() => (window as unknown as { replies: unknown[] }).replies.length >= 100, null, { timeout: 30_000, polling: 20 });
+      expect(await p.evaluate(() => (window as unknown as { replies: unknown[] }).replies)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    }
+    expect(runs.size).toBe(200);
+    expect([...runs.values()].every((k) => k === 1)).toBe(true);
+  });
+
+  it("hidden tabs: live while any page is visible, background polling once all are hidden, live again when one shows", async () => {
+    server = await serve();
+    const ctx = await context("u1");
+    const ch = "/t/hidden";
+    const opts = { backgroundCallbackInterval: 500 };
+    const pages = [];
+    for (let i = 0; i < 3; i++) pages.push((await tab(ctx, [ch], opts)).page);
+    for (const p of pages) await ready(p, [ch]);
+    const leader = await leaderOf(pages);
+    const transport = (p: Page) => p.evaluate(() => (window as unknown as { bus: { transport: string | null } }).bus.transport);
+    const hide = (p: Page, hidden: boolean) => p.evaluate((h) => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(h), hidden);
+    await waitFor(async () => (await transport(leader)) === "websocket", "the WebSocket");
+    // The leader hidden, the others still visible: the connection stays live.
+    await hide(leader, true);
+    await hide(pages.find((p) => p !== leader)!, true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await transport(leader)).toBe("websocket");
+    for (const p of pages) await hide(p, true);
+    for (const p of pages) await waitFor(async () => (await transport(p)) === "poll", "background polling in every page");
+    await publishSome(server, ch, 5);
+    for (const p of pages) await expectRange(p, ch, 0, 5);
+    await hide(pages.find((p) => p !== leader)!, false);
+    for (const p of pages) await waitFor(async () => (await transport(p)) === "websocket", "live again in every page");
+    expect(connections(server)).toBe(1);
   });
 });
