@@ -38,6 +38,11 @@ export class Leader {
   private current: TransportName | null = null;
   private restartTimer?: ReturnType<typeof setTimeout>;
   private syncQueued = false;
+  /**
+   * A new leader first hears where every tab stands (they answer its announcement at once), so
+   * that its first connection starts from all of them, instead of connecting and then again.
+   */
+  private collecting = true;
 
   constructor(
     private readonly self: string,
@@ -47,6 +52,12 @@ export class Leader {
   ) {
     this.wire = new WireHost(owner, (batch, sentEpoch) => this.route(batch, sentEpoch), () => this.anyLive());
     this.negotiator = new Negotiator(this.wire, (name, events) => create(this.wire, name, events), (name) => this.switched(name));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.collecting = false;
+      this.wire.arm();
+      this.queueSync();
+    }, RESTART_COALESCE_MS);
   }
 
   get transport(): TransportName | null {
@@ -149,6 +160,7 @@ export class Leader {
     this.syncQueued = true;
     queueMicrotask(() => {
       this.syncQueued = false;
+      if (this.collecting) return;
       const wanted = new Set<string>();
       for (const t of this.tabs.values()) for (const ch of [...t.mirror.positions.keys(), ...t.waiting.keys()]) wanted.add(ch);
       for (const ch of this.wire.channels()) if (!wanted.has(ch)) this.wire.subs.positions.delete(ch);
@@ -159,7 +171,7 @@ export class Leader {
   }
 
   private queueRestart(): void {
-    if (this.restartTimer !== undefined) return;
+    if (this.restartTimer !== undefined || this.collecting) return;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       this.wire.arm();
