@@ -3,6 +3,9 @@ import { LongPollMode } from "./long-poll-mode.js";
 import { Outbox } from "./requests.js";
 import { Negotiator } from "./negotiate.js";
 import { Subscriptions } from "./subscriptions.js";
+import { busKey } from "./bus-key.js";
+import { TabShare } from "./tabs/share.js";
+import { canShareTabs } from "./tabs/tab-protocol.js";
 import { LongPollTransport } from "./transports/long-poll.js";
 import { PollTransport } from "./transports/poll.js";
 import { SseTransport } from "./transports/sse.js";
@@ -53,6 +56,7 @@ export class MessageBus implements Host, ClientOptions {
   path = "message-bus";
   requestTimeout = 30000;
   maxRequestsInFlight = 16;
+  shareTabs = canShareTabs();
 
   readonly stats: Stats = { requests: 0, frames: 0, bytes: 0, transportSwitches: 0 };
   chunkedBackoff = 0;
@@ -61,6 +65,8 @@ export class MessageBus implements Host, ClientOptions {
 
   private readonly subs = new Subscriptions();
   private readonly negotiator: Negotiator;
+  /** Set while this tab shares the bus with the other tabs of its origin (shareTabs). */
+  private share: TabShare | null = null;
   private started = false;
   private stopped = false;
   private paused = false;
@@ -70,12 +76,13 @@ export class MessageBus implements Host, ClientOptions {
   private resetListeners: ((channel: string) => void)[] = [];
   private refreshQueued = false;
   private readonly mode = new LongPollMode(this);
-  private onVisibility = () => this.negotiator.checkMode();
+  private onVisibility = () => (this.share ? this.share.changed() : this.negotiator.checkMode());
   private readonly outbox = new Outbox({
     requestUrl: () => this.url("request"),
     headers: () => this.headers,
     sendOnSocket: (frame) => {
-      const t = this.negotiator.active;
+      // A follower has no socket of its own: its requests go over HTTP, under its own client id.
+      const t = this.share ? this.share.negotiator?.active : this.negotiator.active;
       return t instanceof WebSocketTransport && t.sendFrame(frame);
     },
     countRequest: () => void this.stats.requests++,
@@ -99,6 +106,11 @@ export class MessageBus implements Host, ClientOptions {
   /** The transport delivering right now, or null when stopped or idle. */
   get transport(): TransportName | null {
     return this.current;
+  }
+
+  /** With shareTabs: whether this tab holds the connection for its origin's tabs ("leader") or not; null when not sharing. */
+  get tabRole(): "leader" | "follower" | null {
+    return this.share ? (this.share.leading ? "leader" : "follower") : null;
   }
 
   /** message-bus-client's list of `{channel, func}`. */
@@ -141,6 +153,9 @@ export class MessageBus implements Host, ClientOptions {
     this.stopped = true;
     this.started = false;
     this.negotiator.stop();
+    this.share?.stop();
+    this.share = null;
+    this.switched(null);
     if (typeof document !== "undefined" && document.removeEventListener) {
       document.removeEventListener("visibilitychange", this.onVisibility);
     }
@@ -223,6 +238,11 @@ export class MessageBus implements Host, ClientOptions {
     this.outbox.socketClosed();
   }
 
+  /** What tab sharing tells the leader about this tab. */
+  tabState(): { positions: [string, number][]; epoch: string; live: boolean } {
+    return { positions: [...this.subs.positions], epoch: this.subs.epoch, live: this.mode.live() };
+  }
+
   receive(batch: Message[], sentEpoch: string): void {
     const due = this.subs.take(batch, sentEpoch, (ch) => {
       for (const fn of this.resetListeners) fn(ch);
@@ -255,13 +275,18 @@ export class MessageBus implements Host, ClientOptions {
     queueMicrotask(() => {
       this.refreshQueued = false;
       if (!this.started) return;
+      if (this.shareTabs && !this.share) {
+        this.share = new TabShare(this, busKey(this.url("poll")), createTransport);
+      }
+      if (this.share) return this.share.changed();
       if (!this.subs.positions.size) this.negotiator.stop();
       else if (!this.negotiator.running) this.negotiator.start();
       else this.negotiator.refresh();
     });
   }
 
-  private switched(name: TransportName | null): void {
+  /** The transport delivering changed: this tab's own, or (sharing) the leader's. */
+  switched(name: TransportName | null): void {
     if (name === this.current) return;
     if (name && this.current) this.stats.transportSwitches++;
     this.current = name;

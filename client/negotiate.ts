@@ -105,6 +105,19 @@ export class Negotiator implements TransportEvents {
     this.probe?.refresh();
   }
 
+  /**
+   * Connects the active transport again at once, on the same transport (the tab sharing layer: the
+   * server must hear positions it cannot take on a live connection). A probe goes, so that the
+   * answer to the new connection is the only one that can come next; it is probed again later.
+   */
+  restart(): void {
+    if (!this.active) return;
+    this.halt(this.probe);
+    this.probe = null;
+    clearTimeout(this.timer);
+    this.active.retry(0);
+  }
+
   /** The page was hidden or shown, or shouldLongPollCallback may have changed its answer. */
   checkMode(): void {
     if (!this.active) return;

@@ -1,16 +1,11 @@
+import { busKey } from "./bus-key.js";
 import { storage } from "./storage.js";
 import type { TransportName } from "./types.js";
 
 const memory = new Map<string, string>();
 
 function key(url: string): string {
-  try {
-    const base = typeof location !== "undefined" ? location.href : undefined;
-    const u = new URL(url, base);
-    return "cometbus:transport:" + u.origin + u.pathname.replace(/\/[^/]*\/[^/]*$/, "");
-  } catch {
-    return "cometbus:transport:" + url;
-  }
+  return "cometbus:transport:" + busKey(url);
 }
 
 /** The last transport that worked for a bus (origin and path), to start there next time. */

@@ -4,7 +4,7 @@ import { isWellFormed, quote, utf8Length } from "./text.js";
 
 // C0, DEL and C1: they would break log lines and headers, and no channel needs them.
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
-const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+export const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**

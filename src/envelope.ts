@@ -41,6 +41,14 @@ export function encodeEnvelope(globalId: number, messageId: number, channel: str
   return `{"global_id":${globalId},"message_id":${messageId},"channel":${JSON.stringify(channel)},"data":${dataJson}}`;
 }
 
+/**
+ * An envelope (as encoded above) with `client_ids`: the client ids it is for, on a connection shared
+ * by several (docs/protocol.md#14-shared-connections). Only such connections ever see the key.
+ */
+export function encodeAddressed(envelopeJson: string, clientIds: readonly string[]): string {
+  return `${envelopeJson.slice(0, -1)},"client_ids":${JSON.stringify(clientIds)}}`;
+}
+
 /** A `/__status` message as JSON. */
 export function encodeStatus(data: StatusData): string {
   return JSON.stringify(statusMessage(data));

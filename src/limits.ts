@@ -26,6 +26,8 @@ export interface Limits {
   maxQueuedRequests: number;
   /** Longest channel name in bytes. */
   maxChannelBytes: number;
+  /** Client ids one connection may speak for besides its own (`__clients`, docs/protocol.md#14-shared-connections). */
+  maxSharedClients: number;
   /** Requests of one client waiting or running at once (docs/protocol.md#12-requests); past it a request is answered 429. */
   maxRequestsInFlight: number;
   /** Requests one client may make per second, on average (bursts up to twice that); past it, 429. */
@@ -43,6 +45,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxStallMs: 30_000,
   maxQueuedRequests: 16,
   maxChannelBytes: 256,
+  maxSharedClients: 32,
   maxRequestsInFlight: 32,
   maxRequestsPerSecond: 50,
   maxRequestsPerBatch: 32,

@@ -1,4 +1,4 @@
-import { checkChannel, parsePosition } from "./channel.js";
+import { checkChannel, CLIENT_ID_RE, parsePosition } from "./channel.js";
 import { ProtocolError } from "./errors.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import { quote } from "./text.js";
@@ -10,16 +10,20 @@ export interface Subscription {
   seq?: number;
   /** The epoch the positions belong to; absent for clients that do not know epochs (message-bus-client). */
   epoch?: string;
+  /** `__clients`: the other client ids this connection speaks for (tabs sharing it); absent when not sent. */
+  clients?: string[];
 }
 
 export interface SubscriptionLimits {
   maxChannels: number;
   maxChannelBytes: number;
+  /** Default DEFAULT_LIMITS.maxSharedClients. */
+  maxSharedClients?: number;
 }
 
 const LIMITS: SubscriptionLimits = DEFAULT_LIMITS;
 
-function control(sub: Subscription, key: string, value: unknown): boolean {
+function control(sub: Subscription, key: string, value: unknown, limits: SubscriptionLimits): boolean {
   if (key === "__seq") {
     // Only a number or a decimal string: Number() of a nested array recurses through toString.
     const seq = typeof value === "number" ? value : typeof value === "string" && /^-?\d{1,16}$/.test(value) ? Number(value) : NaN;
@@ -33,7 +37,22 @@ function control(sub: Subscription, key: string, value: unknown): boolean {
     sub.epoch = value;
     return true;
   }
+  if (key === "__clients") {
+    sub.clients = parseClients(value, limits.maxSharedClients ?? DEFAULT_LIMITS.maxSharedClients);
+    return true;
+  }
   return false;
+}
+
+/** `"id1,id2"` (a string, so that form pairs carry it too): each a client id, at most `max`, "" for none. */
+function parseClients(value: unknown, max: number): string[] {
+  if (typeof value !== "string") throw new ProtocolError("bad __clients: a comma-separated string of client ids");
+  const ids = value === "" ? [] : value.split(",");
+  if (ids.length > max) throw new ProtocolError(`too many __clients: at most ${max} on one connection`);
+  for (const id of ids) {
+    if (!CLIENT_ID_RE.test(id)) throw new ProtocolError(`bad __clients: ${quote(id, 40)} is not a client id (1-64 characters of A-Z a-z 0-9 _ -)`);
+  }
+  return [...new Set(ids)];
 }
 
 function add(sub: Subscription, key: string, value: unknown, limits: SubscriptionLimits): void {
@@ -55,7 +74,7 @@ export function parseSubscription(
   const sub: Subscription = { positions: new Map() };
   if (input instanceof URLSearchParams) {
     for (const [key, value] of input) {
-      if (control(sub, key, value)) continue;
+      if (control(sub, key, value, limits)) continue;
       if (lenient && !key.startsWith("/")) continue;
       add(sub, key, value, limits);
     }
@@ -65,7 +84,7 @@ export function parseSubscription(
     throw new ProtocolError('a subscription is an object of channel → last id, e.g. {"/chat": -1}');
   }
   for (const [key, value] of Object.entries(input)) {
-    if (control(sub, key, value)) continue;
+    if (control(sub, key, value, limits)) continue;
     if (value !== null && typeof value === "object") throw new ProtocolError(`bad id for channel ${quote(key, 60)}: not a number`);
     add(sub, key, value, limits);
   }
@@ -73,11 +92,12 @@ export function parseSubscription(
 }
 
 /** The same subscription as a JSON object, for clients. */
-export function subscriptionBody(positions: Iterable<[string, number]>, extra: { epoch?: string; seq?: number } = {}) {
+export function subscriptionBody(positions: Iterable<[string, number]>, extra: { epoch?: string; seq?: number; clients?: readonly string[] } = {}) {
   const body: Record<string, number | string> = {};
   for (const [ch, pos] of positions) body[ch] = pos;
   // "" is sent too: the client knows epochs but not this one yet, so the server names it.
   if (extra.epoch !== undefined) body.__epoch = extra.epoch;
   if (extra.seq !== undefined) body.__seq = extra.seq;
+  if (extra.clients !== undefined) body.__clients = extra.clients.join(",");
   return body;
 }

@@ -38,6 +38,7 @@ export class WebSocketTransport extends BaseTransport {
   /** Channels the server has been asked for on this socket; null until welcomed. */
   private asked: Set<string> | null = null;
   private sentEpoch = "";
+  private sentClients: number | string | undefined;
 
   protected connect(): void {
     void this.open(++this.gen);
@@ -157,6 +158,11 @@ export class WebSocketTransport extends BaseTransport {
     const all = this.host.subscription();
     const sub: Record<string, number | string> = { __epoch: all.__epoch };
     let fresh = 0;
+    // A socket shared by tabs names the client ids it speaks for again whenever they change.
+    if (all.__clients !== undefined && all.__clients !== this.sentClients) {
+      sub.__clients = this.sentClients = all.__clients;
+      fresh++;
+    }
     for (const ch of want) {
       if (asked.has(ch)) continue;
       sub[ch] = all[ch];
@@ -192,6 +198,7 @@ export class WebSocketTransport extends BaseTransport {
     const ws = this.ws;
     this.ws = undefined;
     this.asked = null;
+    this.sentClients = undefined;
     if (ws) {
       // Requests it carried unanswered go again on whatever carries next, with the same ids.
       this.host.socketClosed();

@@ -166,7 +166,9 @@ function join(name) {
   $("messages").innerHTML = '<li class="empty">No messages yet. Say hello, then open this page in a second window as someone else.</li>';
 
   const clientId = `chat-${Math.random().toString(36).slice(2, 12)}`;
-  bus = new window.MessageBus({ baseUrl: "/", clientId });
+  // Each window is its own person (the cookie below is scoped to its client id), so windows must not
+  // share one connection: a shared one would speak as the leader window's person (README, "Tabs").
+  bus = new window.MessageBus({ baseUrl: "/", clientId, shareTabs: false });
   // The server's demo userIdLookup reads this cookie. Scoped to this window's client id, so two
   // windows of one browser can be two different people.
   const id = bus.clientId ?? clientId;

@@ -27,7 +27,8 @@ export class Pane {
 
   start() {
     const { channel, startId, log } = this.ctx;
-    const bus = new window.MessageBus({ baseUrl: "/", ...this.spec.options });
+    // Each pane shows its own transport: the panes of one page must not share a connection.
+    const bus = new window.MessageBus({ baseUrl: "/", shareTabs: false, ...this.spec.options });
     this.bus = bus;
     bus.onTransport((name) => {
       this.transport = name;

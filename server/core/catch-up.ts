@@ -133,7 +133,7 @@ export class CatchUp {
       head.pos = m.message_id;
       if (!allowed(m, this.who)) continue;
       head.delivered = m.message_id;
-      const o = Outgoing.of(m);
+      const o = Outgoing.of(m).for(this.who);
       messages.push(o);
       bytes += o.bytes;
     }

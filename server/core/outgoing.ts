@@ -1,9 +1,9 @@
-import { encodeEnvelope, encodeMessage } from "../../src/envelope.js";
+import { encodeAddressed, encodeEnvelope, encodeMessage } from "../../src/envelope.js";
 import { utf8Length } from "../../src/text.js";
 import { encodeChunk, sseEvent, sseId } from "../../src/wire.js";
 import type { StoredMessage } from "./backend.js";
 import { SharedText } from "./shared-text.js";
-import { isTargeted } from "./targeting.js";
+import { addressees, isTargeted, type Identity } from "./targeting.js";
 
 /**
  * A message on its way out, with its encodings (all from src/, the one definition of the wire)
@@ -44,6 +44,19 @@ export class Outgoing {
 
   get id(): number {
     return this.message.message_id;
+  }
+
+  /**
+   * This message as `who` may get it: itself, or on a shared connection a copy naming the client ids
+   * it is for (encoded for that subscriber alone: only client-targeted messages on shared connections).
+   * The caller has checked `allowed`.
+   */
+  for(who: Identity): Outgoing {
+    const ids = this.targeted ? addressees(this.message, who) : null;
+    if (!ids) return this;
+    const copy = new Outgoing(this.message);
+    copy._json = encodeAddressed(this.json, ids);
+    return copy;
   }
 
   /** The envelope as JSON. */

@@ -94,7 +94,7 @@ export abstract class Subscriber {
     if (pos === undefined || o.id <= pos) return;
     this.positions.set(o.channel, o.id);
     if (o.targeted && !allowed(o.message, this.who)) return;
-    if (this.pending.push(o) === 1) this.hub.markDirty(this);
+    if (this.pending.push(o.targeted ? o.for(this.who) : o) === 1) this.hub.markDirty(this);
   }
 
   /**

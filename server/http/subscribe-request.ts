@@ -32,6 +32,7 @@ export async function readSubscribe(bus: RouteBus, c: Context, x: Exchange): Pro
     }
   }
   const who = await bus.identify(c, clientId);
+  if (sub.clients) who.alsoFor = sub.clients;
   await bus.authorizeAll(c, sub.positions.keys());
   return { sub, who };
 }

@@ -125,6 +125,8 @@ export class WsSubscriber extends Subscriber {
     }
     if (this.authorize) await this.authorize(sub.positions.keys());
     if (this.closed) return;
+    // A tab holding this socket for others names them all again whenever the set changes.
+    if (sub.clients) this.who.alsoFor = sub.clients;
     const size = pageBytes(limits);
     await this.load(this.ctx.backend, sub.positions, sub.epoch, { page: (p) => this.page(p) }, { pageBytes: size });
   }
