@@ -4,6 +4,7 @@ import { Outbox } from "./requests.js";
 import { Negotiator } from "./negotiate.js";
 import { Subscriptions } from "./subscriptions.js";
 import { busKey } from "./bus-key.js";
+import { shareKey } from "./share-key.js";
 import { TabShare } from "./tabs/share.js";
 import { canShareTabs } from "./tabs/tab-protocol.js";
 import { LongPollTransport } from "./transports/long-poll.js";
@@ -276,7 +277,7 @@ export class MessageBus implements Host, ClientOptions {
       this.refreshQueued = false;
       if (!this.started) return;
       if (this.shareTabs && !this.share) {
-        this.share = new TabShare(this, busKey(this.url("poll")), createTransport);
+        this.share = new TabShare(this, shareKey(this.url("poll"), this.options.headers), createTransport);
       }
       if (this.share) return this.share.changed();
       if (!this.subs.positions.size) this.negotiator.stop();

@@ -161,6 +161,19 @@ describe.runIf(enabled)("tabs sharing one connection (Chromium)", () => {
     expect(connections(server)).toBe(1);
   });
 
+  it("tabs whose `headers` differ (another identity) never share: one connection per set of headers", async () => {
+    server = await serve();
+    const ctx = await context("u1");
+    const chs = ["/t/h"];
+    const pages = [];
+    for (const who of ["a", "b", "a", "b"]) pages.push((await tab(ctx, chs, { headers: { "X-Tab-Token": who } })).page);
+    for (const p of pages) await ready(p, chs);
+    await waitFor(() => connections(server!) === 2, "two connections: one per set of headers");
+    expect((await Promise.all(pages.map(role))).sort()).toEqual(["follower", "follower", "leader", "leader"]);
+    for (let i = 1; i <= 10; i++) await server.bus.publish(chs[0], i);
+    for (const p of pages) await expectRange(p, chs[0], 0, 10);
+  });
+
   describe.each(["close", "crash"])("the leader's page goes (%s) in a stream of 300", (how) => {
     it("another page leads, every remaining page has all 300 once, in order", async () => {
       server = await serve();
