@@ -8,7 +8,7 @@ const USAGE = `usage: cometbus serve [options]
   --port N              port to listen on (default: $PORT or 3000)
   --host H              address to bind (default 127.0.0.1)
   --base PATH           where the bus is mounted (default /message-bus)
-  --backend URL         memory (default), redis://… or postgres://…
+  --backend URL         memory (default), redis://…, redis+cluster://host:port,host:port or postgres://…
   --publish-token T     enables POST {base}/publish with "Authorization: Bearer T"
   --drain-window MS     on SIGTERM, spread telling connections to move over this long (default 10000)
   --drain-delay MS      on SIGTERM, fail the health check this long first, serving as usual (default 0)

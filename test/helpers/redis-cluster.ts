@@ -1,0 +1,111 @@
+/**
+ * A real Redis Cluster for one test file: 3 masters and 3 replicas on free loopback ports, in a
+ * temporary directory, without persistence. One per file (startup takes a few seconds); `stop()`
+ * kills all six processes and removes the directory.
+ */
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { listening } from "./backends.js";
+import { freePort } from "./ports.js";
+import { requireService } from "./services.js";
+import { waitFor } from "./wait.js";
+
+const run = promisify(execFile);
+
+export const hasRedisCluster = () =>
+  requireService(
+    "redis-server and redis-cli",
+    spawnSync("redis-server", ["--version"]).status === 0 && spawnSync("redis-cli", ["--version"]).status === 0,
+    "apt-get install redis-server (redis-cli comes with it, in redis-tools)",
+  );
+
+export interface RedisClusterNode {
+  port: number;
+  child: ChildProcess;
+}
+
+export class RedisCluster {
+  readonly nodes: RedisClusterNode[] = [];
+  private constructor(private readonly dir: string) {}
+
+  /** `redis+cluster://…` naming every node (a client needs one that answers). */
+  url(query = ""): string {
+    return `redis+cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(",")}${query ? `/?${query}` : ""}`;
+  }
+
+  static async start(masters = 3): Promise<RedisCluster> {
+    const c = new RedisCluster(mkdtempSync(join(tmpdir(), "cometbus-cluster-")));
+    try {
+      for (let i = 0; i < masters * 2; i++) {
+        const port = await freePort();
+        const bus = await freePort();
+        const child = spawn(
+          "redis-server",
+          [
+            "--port", String(port), "--cluster-port", String(bus), "--bind", "127.0.0.1",
+            "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
+            // A dead master is replaced after a second, not the default fifteen.
+            "--cluster-node-timeout", "1000",
+            "--dir", c.dir, "--save", "", "--appendonly", "no",
+          ],
+          { stdio: "ignore" },
+        );
+        c.nodes.push({ port, child });
+      }
+      for (const n of c.nodes) await waitFor(() => n.child.exitCode === null && listening(n.port), `redis-server on ${n.port}`, 10_000);
+      await run("redis-cli", ["--cluster", "create", ...c.nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "1", "--cluster-yes"]);
+      await c.untilHealthy();
+      return c;
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+  }
+
+  private async cli(port: number, ...args: string[]): Promise<string> {
+    return (await run("redis-cli", ["-p", String(port), ...args])).stdout;
+  }
+
+  /** Every live node says cluster_state:ok and every slot has a live master. */
+  async untilHealthy(ms = 30_000): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const n of this.nodes) {
+          if (n.child.exitCode !== null || n.child.signalCode !== null) continue;
+          const info = await this.cli(n.port, "cluster", "info").catch(() => "");
+          if (!info.includes("cluster_state:ok")) return false;
+        }
+        return true;
+      },
+      "cluster_state:ok on every node",
+      ms,
+      100,
+    );
+  }
+
+  /** The live masters, by port, as the first live node sees them. */
+  async masters(): Promise<number[]> {
+    const live = this.nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null)!;
+    const text = await this.cli(live.port, "cluster", "nodes");
+    return text
+      .split("\n")
+      .filter((l) => / master /.test(` ${l.split(" ")[2]?.replace(/,/g, " ")} `) && !l.includes("fail"))
+      .map((l) => Number(/:(\d+)@/.exec(l)![1]));
+  }
+
+  /** SIGKILLs the node on `port` (a master dies; its replica is promoted within the node timeout). */
+  kill(port: number): void {
+    this.nodes.find((n) => n.port === port)!.child.kill("SIGKILL");
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.nodes) n.child.kill("SIGKILL");
+    await Promise.all(
+      this.nodes.map((n) => (n.child.exitCode !== null || n.child.signalCode !== null ? null : new Promise((r) => n.child.once("exit", r)))),
+    );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
