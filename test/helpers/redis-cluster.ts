@@ -86,14 +86,26 @@ export class RedisCluster {
     );
   }
 
-  /** The live masters, by port, as the first live node sees them. */
-  async masters(): Promise<number[]> {
+  /** The live masters as the first live node sees them: port and slot ranges. */
+  async masters(): Promise<{ port: number; slots: [number, number][] }[]> {
     const live = this.nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null)!;
     const text = await this.cli(live.port, "cluster", "nodes");
     return text
+      .trim()
       .split("\n")
-      .filter((l) => / master /.test(` ${l.split(" ")[2]?.replace(/,/g, " ")} `) && !l.includes("fail"))
-      .map((l) => Number(/:(\d+)@/.exec(l)![1]));
+      .map((l) => l.split(" "))
+      .filter((f) => f[2].split(",").includes("master") && !/fail/.test(f[2]))
+      .map((f) => ({
+        port: Number(/:(\d+)@/.exec(f[1])![1]),
+        slots: f.slice(8).filter((r) => /^\d/.test(r)).map((r) => r.split("-").map(Number) as [number, number]).map(([lo, hi]) => [lo, hi ?? lo] as [number, number]),
+      }));
+  }
+
+  /** The port of the master serving `slot`. */
+  async ownerOf(slot: number): Promise<number> {
+    const m = (await this.masters()).find((x) => x.slots.some(([lo, hi]) => slot >= lo && slot <= hi));
+    if (!m) throw new Error(`no master serves slot ${slot}`);
+    return m.port;
   }
 
   /** SIGKILLs the node on `port` (a master dies; its replica is promoted within the node timeout). */
