@@ -29,6 +29,8 @@ export interface RedisClusterNode {
 
 export class RedisCluster {
   readonly nodes: RedisClusterNode[] = [];
+  /** Ports killed: their process may not have reported its exit yet. */
+  private readonly killed = new Set<number>();
   private constructor(private readonly dir: string) {}
 
   /** `redis+cluster://…` naming every node (a client needs one that answers). */
@@ -74,7 +76,7 @@ export class RedisCluster {
     await waitFor(
       async () => {
         for (const n of this.nodes) {
-          if (n.child.exitCode !== null || n.child.signalCode !== null) continue;
+          if (this.killed.has(n.port)) continue;
           const info = await this.cli(n.port, "cluster", "info").catch(() => "");
           if (!info.includes("cluster_state:ok")) return false;
         }
@@ -88,7 +90,7 @@ export class RedisCluster {
 
   /** The live masters as the first live node sees them: port and slot ranges. */
   async masters(): Promise<{ port: number; slots: [number, number][] }[]> {
-    const live = this.nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null)!;
+    const live = this.nodes.find((n) => !this.killed.has(n.port))!;
     const text = await this.cli(live.port, "cluster", "nodes");
     return text
       .trim()
@@ -101,6 +103,30 @@ export class RedisCluster {
       }));
   }
 
+  /** The port of a live replica of the master on `port`, if it has one. */
+  async replicaOf(port: number): Promise<number> {
+    const live = this.nodes.find((n) => !this.killed.has(n.port))!;
+    const text = await this.cli(live.port, "cluster", "nodes");
+    const lines = text.trim().split("\n").map((l) => l.split(" "));
+    const master = lines.find((f) => f[1].startsWith(`127.0.0.1:${port}@`));
+    const replica = lines.find((f) => master && f[3] === master[0] && !/fail/.test(f[2]));
+    if (!replica) throw new Error(`no live replica of ${port} in\n${text}`);
+    return Number(/:(\d+)@/.exec(replica[1])![1]);
+  }
+
+  /** SIGSTOP / SIGCONT: a node that stops reading (its replication stream piles up at its master). */
+  pause(port: number, paused: boolean): void {
+    this.nodes.find((n) => n.port === port)!.child.kill(paused ? "SIGSTOP" : "SIGCONT");
+  }
+
+  /**
+   * The master on `port` closes its replicas' links: what it writes from then on reaches no replica
+   * (a paused replica cannot reconnect and catch up).
+   */
+  async cutReplicas(port: number): Promise<void> {
+    await this.cli(port, "client", "kill", "type", "replica");
+  }
+
   /** The port of the master serving `slot`. */
   async ownerOf(slot: number): Promise<number> {
     const m = (await this.masters()).find((x) => x.slots.some(([lo, hi]) => slot >= lo && slot <= hi));
@@ -110,6 +136,7 @@ export class RedisCluster {
 
   /** SIGKILLs the node on `port` (a master dies; its replica is promoted within the node timeout). */
   kill(port: number): void {
+    this.killed.add(port);
     this.nodes.find((n) => n.port === port)!.child.kill("SIGKILL");
   }
 
