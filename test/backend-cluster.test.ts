@@ -10,7 +10,8 @@ import { Cluster } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest, Backend, StoredMessage } from "../server/core/backend.js";
 import type { RedisBackend } from "../server/backends/redis.js";
-import { localAfter, parseClusterUrl, shardOf, shardTags, slotOfTag, wireGlobalId } from "../server/backends/redis-shards.js";
+import { localAfter, newer, nextEpoch, parseClusterUrl, shardOf, shardTags, slotOfTag, wireGlobalId } from "../server/backends/redis-shards.js";
+import { randomEpoch } from "../server/core/backend.js";
 import { type Recorder, redisClusterStore, type Store } from "./helpers/backends.js";
 import { hasRedisCluster, RedisCluster } from "./helpers/redis-cluster.js";
 
@@ -42,6 +43,19 @@ describe("shard arithmetic", () => {
         expect(wireGlobalId(local, shard, count) > after).toBe(local > localAfter(after, shard, count));
       }),
     );
+  });
+
+  it("makes every new epoch newer than the one before, valid on the wire, and newer than any older-style epoch", () => {
+    const epoch = fc.stringMatching(/^[0-9a-z]{1,64}$/);
+    fc.assert(
+      fc.property(epoch, (after) => {
+        const next = nextEpoch(after);
+        expect(next).toMatch(/^[0-9a-z]{1,64}$/);
+        if (after.length <= 60) expect(newer(next, after)).toBe(true);
+        expect(newer(after, after)).toBe(false);
+      }),
+    );
+    for (let i = 0; i < 50; i++) expect(newer(nextEpoch(), randomEpoch())).toBe(true);
   });
 
   it("hashes any channel to a shard in range, the same one every time", () => {

@@ -1,5 +1,5 @@
 import type { BackendEvents, StoredMessage } from "../core/backend.js";
-import { nextEpoch } from "./redis-shards.js";
+import { newer, nextEpoch } from "./redis-shards.js";
 
 /** What the agreement needs of one shard: the epoch its reader is in, and a way to move it on. */
 export interface EpochShard {
@@ -15,7 +15,7 @@ export interface EpochShard {
  * scripts check it atomically), and the bus sees one epoch, the one every shard holds. The wire has
  * one `__epoch` per connection and a new epoch restarts every channel's ids, so a shard that starts
  * over (flushed, or went back in time after a failover) takes the others with it: they adopt the
- * greatest epoch any shard holds, and only once all hold it is the bus told, once.
+ * newest epoch any shard holds, and only once all hold it is the bus told, once.
  *
  * Meanwhile a shard already in the new epoch has its messages held (they follow the reset), and a
  * shard still in an older one has its messages dropped (they are wiped by the adoption, and the
@@ -46,7 +46,7 @@ export class EpochAgreement {
 
   message(shard: EpochShard, m: StoredMessage): void {
     if (shard.epoch === this.epoch) this.events.message(m);
-    else if (shard.epoch > this.epoch) {
+    else if (newer(shard.epoch, this.epoch)) {
       const list = this.held.get(shard.index);
       if (list) list.push(m);
       else this.held.set(shard.index, [m]);
@@ -60,7 +60,7 @@ export class EpochAgreement {
     this.held.delete(shard.index);
     // Its ids restarted under an epoch not above the agreed one (a clock behind, an old copy): the
     // cluster cannot keep that epoch, or a client's positions on this shard would look valid.
-    if (shard.epoch <= this.epoch && shard.epoch !== before) this.target = nextEpoch(this.greatest());
+    if (!newer(shard.epoch, this.epoch) && shard.epoch !== this.epoch && shard.epoch !== before) this.target = nextEpoch(this.greatest());
     this.settle();
   }
 
@@ -76,12 +76,12 @@ export class EpochAgreement {
   }
 
   private greatest(): string {
-    return this.shards.reduce((g, s) => (s.epoch > g ? s.epoch : g), this.epoch);
+    return this.shards.reduce((g, s) => (newer(s.epoch, g) ? s.epoch : g), this.epoch);
   }
 
   private settle(): void {
     if (this.quiet || this.closed) return;
-    const want = this.target > this.greatest() ? this.target : this.greatest();
+    const want = newer(this.target, this.greatest()) ? this.target : this.greatest();
     const behind = this.shards.filter((s) => s.epoch !== want);
     if (!behind.length) {
       this.target = "";

@@ -140,11 +140,11 @@ return ARGV[1]
 
 /**
  * A shard behind the others' epoch catches up by starting it (empty), unless it already holds that
- * epoch or a later one (another process got there first). KEYS and ARGV as RESET; returns its epoch.
+ * epoch or a newer one (another process got there first; `newer` in redis-shards.ts). KEYS and ARGV as RESET; returns its epoch.
  */
 export const ADOPT = `${WIPE}
 local e = redis.call('GET', KEYS[1])
-if e and e >= ARGV[1] then return e end
+if e and (#e > #ARGV[1] or (#e == #ARGV[1] and e >= ARGV[1])) then return e end
 wipe(ARGV[2], ARGV[1], ARGV[3], ARGV[4])
 return ARGV[1]
 `;

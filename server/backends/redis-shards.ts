@@ -64,15 +64,22 @@ export function localAfter(after: number, shard: number, count: number): number 
 }
 
 /**
- * A new epoch that sorts after `after` (and after any epoch made earlier by a clock that agrees):
- * base-36 milliseconds, then two random characters. Shards that disagree settle on the greatest
- * (redis-epochs.ts), so a newer epoch must compare greater.
+ * The order of epochs: a longer one is newer, then by characters. Shards that disagree settle on the
+ * newest (redis-epochs.ts; ADOPT in redis-scripts.ts compares the same way). Epochs made before this
+ * order existed (8 random characters) are older than any made by `nextEpoch`.
+ */
+export function newer(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
+/**
+ * A new epoch newer than `after`: base-36 milliseconds and two random characters (11 characters),
+ * or, from a clock behind the one that made `after`, `after` with two more characters.
  */
 export function nextEpoch(after = ""): string {
   const fresh = Date.now().toString(36).padStart(9, "0") + Math.floor(Math.random() * 36 * 36).toString(36).padStart(2, "0");
-  if (fresh > after) return fresh;
-  // A clock behind the one that made `after`: extend it (rare, so the 64-character limit is far away).
-  return after.slice(0, 60) + Math.floor(Math.random() * 36 ** 2).toString(36).padStart(2, "0");
+  if (newer(fresh, after) || after.length > 60) return fresh;
+  return after + Math.floor(Math.random() * 36 ** 2).toString(36).padStart(2, "0");
 }
 
 export interface ClusterUrl {

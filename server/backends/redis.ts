@@ -7,7 +7,7 @@ import { RedisLedger } from "./redis-ledger.js";
 import { reading, throttledReporter } from "./store-errors.js";
 import { EpochAgreement } from "./redis-epochs.js";
 import { RedisShard } from "./redis-shard.js";
-import { checkShards, localAfter, nextEpoch, parseClusterUrl, shardOf, shardTags } from "./redis-shards.js";
+import { checkShards, localAfter, newer, nextEpoch, parseClusterUrl, shardOf, shardTags } from "./redis-shards.js";
 
 export interface RedisBackendOptions {
   /**
@@ -184,7 +184,7 @@ export class RedisBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       const fresh = this.freshEpoch();
       heads = await Promise.all(this.shards.map((s) => s.snapshot([], fresh)));
-      const greatest = heads.reduce((g, [e]) => (e > g ? e : g), "");
+      const greatest = heads.reduce((g, [e]) => (newer(e, g) ? e : g), "");
       if (heads.every(([e]) => e === greatest)) break;
       if (attempt === 5) throw new Error("the shards' epochs do not settle");
       await Promise.all(this.shards.map((s) => s.adopt(greatest)));
@@ -201,7 +201,7 @@ export class RedisBackend implements Backend {
 
   /** An epoch to start where a shard has none (flushed): after every epoch seen so far. */
   private freshEpoch(): string {
-    return nextEpoch(this.shards.reduce((g, s) => (s.epoch > g ? s.epoch : g), this.epoch));
+    return nextEpoch(this.shards.reduce((g, s) => (newer(s.epoch, g) ? s.epoch : g), this.epoch));
   }
 
   private shardOf(channel: string): RedisShard {
