@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 /**
- * Every acknowledged message is, for every subscriber of its channel, either where its ids say in
+ * No publish stored twice, and every acknowledged message is, for every subscriber of its channel, either where its ids say in
  * what the subscriber holds now, or in what it held before a reset of that channel, or the channel
  * was reset after the subscriber last had it (so the client was told). Each list, now and before,
  * counts 1, 2, 3… (nothing duplicated, nothing reordered).
@@ -37,6 +37,15 @@ function unaccounted(subs: RawSubscriber[], acks: Ack[]): string[] {
   for (const s of subs) {
     for (const [ch, lists] of s.earlier) {
       for (const list of lists) list.forEach((m, i) => m.message_id !== i + 1 && problems.push(`${s.name} ${ch}: earlier #${i} has id ${m.message_id}`));
+    }
+    // Each publish has its own data: the same data twice is one publish stored twice (a retried script).
+    for (const [ch, list] of s.received) {
+      const seen = new Set<string>();
+      for (const m of [...s.earlier.get(ch)!.flat(), ...list]) {
+        const d = JSON.stringify(m.data);
+        if (seen.has(d)) problems.push(`${s.name} ${ch}: ${d} twice`);
+        seen.add(d);
+      }
     }
     const reset = new Set(s.resets.flatMap((r) => r.channels));
     for (const a of acks) {

@@ -100,8 +100,10 @@ export class RedisBackend implements Backend {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRedirections: 16,
-        // After a master fails, its replica takes over within the cluster's node timeout.
-        retryDelayOnFailover: 200,
+        // A command whose connection closed may have run (a script whose answer was lost): never sent
+        // again, the caller gets an error (a publish: 503), as on one Redis. Answers that say it did
+        // not run (MOVED, ASK, TRYAGAIN, CLUSTERDOWN while a replica takes over) are retried.
+        retryDelayOnFailover: 0,
         retryDelayOnClusterDown: 200,
         clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
         redisOptions: nodeOptions,
