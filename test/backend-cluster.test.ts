@@ -76,6 +76,8 @@ describe("shard arithmetic", () => {
         expect(parseClusterUrl(url)).toEqual({ nodes, username: "u", password: "p@ss", tls: false, prefix: "x:", shards });
       }),
     );
+    // Found by the property below: a lone % in the credentials.
+    expect(() => parseClusterUrl("redis+cluster://%zz@h:1")).toThrow(/^cometbus: /);
     fc.assert(
       fc.property(fc.string(), (junk) => {
         try {

@@ -106,8 +106,15 @@ export function parseClusterUrl(raw: string): ClusterUrl {
     const cred = authority.slice(0, at);
     authority = authority.slice(at + 1);
     const colon = cred.indexOf(":");
-    username = decodeURIComponent(colon >= 0 ? cred.slice(0, colon) : cred) || undefined;
-    password = colon >= 0 ? decodeURIComponent(cred.slice(colon + 1)) : undefined;
+    const decode = (t: string) => {
+      try {
+        return decodeURIComponent(t);
+      } catch {
+        throw new Error(`cometbus: bad percent-encoding in the credentials of a Redis Cluster URL`);
+      }
+    };
+    username = decode(colon >= 0 ? cred.slice(0, colon) : cred) || undefined;
+    password = colon >= 0 ? decode(cred.slice(colon + 1)) : undefined;
   }
   const nodes = authority.split(",").filter(Boolean).map((hp) => {
     const colon = hp.lastIndexOf(":");
