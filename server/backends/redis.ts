@@ -153,7 +153,12 @@ export class RedisBackend implements Backend {
     const feeds = this.shards.map((s) => {
       let seen = "";
       const feed = new GlobalFeed(
-        (after) => s.readGlobal(after, this.freshEpoch()),
+        async (after) => {
+          const page = await s.readGlobal(after, this.freshEpoch());
+          // Reads succeed and notifications flow: whatever went wrong is over (the next outage is reported).
+          if (this.listener.status === "ready") this.report(null);
+          return page;
+        },
         {
           message: (m) => {
             m.global_id = s.wire(m.global_id);
