@@ -10,8 +10,10 @@
  *               and latency under that load (queueing included);
  *   paced     — every process publishes one message every `--interval` ms: latency of a quiet bus.
  *
- *   node bench/publish.mjs [--quick] [--backends memory,redis,postgres] [--json FILE]
- * Needs `npm run build`, Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (db test).
+ *   node bench/publish.mjs [--quick] [--backends memory,redis,postgres,redis-cluster] [--json FILE]
+ *                          [--cluster redis+cluster://host:port,… --shards N]
+ * Needs `npm run build`, Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (db test);
+ * `redis-cluster` needs `--cluster`, the URL of a running Redis Cluster (README, "Redis Cluster").
  */
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -125,6 +127,11 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** The cluster URL with this run's prefix and shard count. */
+function clusterUrl(opts, tag) {
+  return `${opts.cluster.replace(/\/?(\?.*)?$/, "")}/?prefix=${tag}:&shards=${opts.shards}`;
+}
+
 async function setup(kind, processes, opts) {
   const tag = `bench_${process.pid}_${randomBytes(3).toString("hex")}`;
   const backend =
@@ -132,7 +139,9 @@ async function setup(kind, processes, opts) {
       ? "memory"
       : kind === "redis"
         ? `redis://127.0.0.1:6379/0?prefix=${tag}:`
-        : `postgres://postgres@127.0.0.1:5432/test?schema=${tag}`;
+        : kind === "redis-cluster"
+          ? clusterUrl(opts, tag)
+          : `postgres://postgres@127.0.0.1:5432/test?schema=${tag}`;
   const workers = [];
   for (let i = 0; i < processes; i++) {
     const w = spawnWorker();
@@ -166,13 +175,15 @@ async function phase(workers, cmd) {
   };
 }
 
-async function cleanup(kind, tag) {
+async function cleanup(kind, tag, opts) {
   if (kind === "memory") return;
   const mod = await import(DIST);
   const b =
     kind === "redis"
       ? new mod.RedisBackend({ url: "redis://127.0.0.1:6379/0", prefix: `${tag}:` })
-      : new mod.PostgresBackend({ url: "postgres://postgres@127.0.0.1:5432/test", schema: tag });
+      : kind === "redis-cluster"
+        ? new mod.RedisBackend({ url: clusterUrl(opts, tag) })
+        : new mod.PostgresBackend({ url: "postgres://postgres@127.0.0.1:5432/test", schema: tag });
   await b.destroy().catch((e) => console.error(`cleanup ${tag}:`, e.message));
   await b.close();
 }
@@ -185,11 +196,14 @@ async function main() {
       json: { type: "string" },
       concurrency: { type: "string", default: "16" },
       interval: { type: "string", default: "10" },
+      cluster: { type: "string" },
+      shards: { type: "string", default: "3" },
     },
   });
   const count = values.quick ? 1000 : 4000; // saturated, per process
   const pacedCount = values.quick ? 100 : 300; // paced, per process
-  const opts = { channels: Array.from({ length: 10 }, (_, i) => `/bench/${i}`) };
+  const opts = { channels: Array.from({ length: 10 }, (_, i) => `/bench/${i}`), cluster: values.cluster, shards: Number(values.shards) };
+  if (values.backends.includes("redis-cluster") && !opts.cluster) throw new Error("--backends redis-cluster needs --cluster redis+cluster://host:port,…");
   const rows = [];
   for (const kind of values.backends.split(",")) {
     for (const processes of kind === "memory" ? [1] : [1, 3]) {
@@ -199,12 +213,12 @@ async function main() {
         await phase(workers, { count: 200, concurrency: Number(values.concurrency), channels: opts.channels, pad: "" });
         const saturated = await phase(workers, { count, concurrency: Number(values.concurrency), channels: opts.channels, pad: "x".repeat(100) });
         const paced = await phase(workers, { count: pacedCount, interval: Number(values.interval), channels: opts.channels, pad: "x".repeat(100) });
-        rows.push({ backend: kind, processes, saturated, paced });
+        rows.push({ backend: kind === "redis-cluster" ? `redis-cluster (${opts.shards} shards)` : kind, processes, saturated, paced });
         process.stdout.write(`${kind} x${processes}: ${JSON.stringify({ saturated, paced })}\n`);
       } finally {
         for (const w of workers) w.send({ type: "close" });
         await Promise.all(workers.map((w) => w.next().catch(() => {})));
-        await cleanup(kind, tag);
+        await cleanup(kind, tag, opts);
       }
     }
   }

@@ -9,7 +9,7 @@ const USAGE = `usage: cometbus serve [options]
   --port N              port to listen on (default: $PORT or 3000)
   --host H              address to bind (default 127.0.0.1)
   --base PATH           where the bus is mounted (default /message-bus)
-  --backend URL         memory (default), redis://… or postgres://…
+  --backend URL         memory (default), redis://…, redis+cluster://host:port,host:port or postgres://…
   --publish-token T     enables POST {base}/publish with "Authorization: Bearer T"
   --deflate             WebSocket permessage-deflate for clients that offer it (off by default)
   --allowed-origins L   WebSocket origins allowed: comma-separated (https://app.example), or * (default: same host)

@@ -20,9 +20,9 @@ export class LazyBackend implements Backend {
 
   async load(): Promise<void> {
     let mod: { createBackend(url: string): Backend };
-    if (/^rediss?:\/\//.test(this.url)) mod = await importDriver("./redis.js", "ioredis");
+    if (/^rediss?(\+cluster)?:\/\//.test(this.url)) mod = await importDriver("./redis.js", "ioredis");
     else if (/^postgres(ql)?:\/\//.test(this.url)) mod = await importDriver("./postgres.js", "pg");
-    else throw new Error(`cometbus: unknown backend "${this.url}": use "memory", redis://… or postgres://…`);
+    else throw new Error(`cometbus: unknown backend "${this.url}": use "memory", redis://…, redis+cluster://… or postgres://…`);
     this.inner = mod.createBackend(this.url);
     this.kind = this.inner.kind;
   }

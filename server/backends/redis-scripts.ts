@@ -35,7 +35,8 @@ end
 
 /**
  * KEYS: epoch, gid, ids, global, log, exp. ARGV: channel, meta, dataJson, maxBacklogSize,
- * maxBacklogAge (s), maxGlobalBacklogSize, fresh epoch, notify channel. Returns {epoch, gid, mid}.
+ * maxBacklogAge (s), maxGlobalBacklogSize, fresh epoch, notify channel, notify command (PUBLISH, or
+ * SPUBLISH on a cluster: the notification stays on the shard's node). Returns {epoch, gid, mid}.
  */
 export const PUBLISH = `${EPOCH}
 local epoch = epoch_of(KEYS[1], ARGV[7])
@@ -59,7 +60,7 @@ expire(KEYS[5], KEYS[6], now)
 redis.call('PEXPIREAT', KEYS[5], expires)
 redis.call('PEXPIREAT', KEYS[6], expires)
 redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[6]) + 1))
-redis.call('PUBLISH', ARGV[8], epoch .. ':' .. gid)
+redis.call(ARGV[9], ARGV[8], epoch .. ':' .. gid)
 return {epoch, gid, mid}
 `;
 
@@ -69,11 +70,55 @@ expire(KEYS[1], KEYS[2], now_ms())
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 `;
 
-/** KEYS: epoch, gid, global. ARGV: after global id, page size, fresh epoch. Returns {epoch, last gid, entries}. */
-export const GLOBAL = `${EPOCH}
+/**
+ * Empties a shard and starts `epoch` on it. KEYS: epoch, gid, ids, global; `prefix` is the shard's
+ * key prefix (its channels' `log:`/`exp:` keys share the hash tag).
+ */
+const WIPE = `
+local function wipe(prefix, epoch, notify, command)
+  local channels = redis.call('HKEYS', KEYS[3])
+  for i = 1, #channels do
+    redis.call('DEL', prefix .. 'log:' .. channels[i], prefix .. 'exp:' .. channels[i])
+  end
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  redis.call('SET', KEYS[1], epoch)
+  redis.call(command, notify, epoch .. ':0')
+end
+`;
+
+/**
+ * KEYS: epoch, gid, ids, global. ARGV: after global id, page size, fresh epoch, checked global id,
+ * SHA-1 of the entry expected there, the epoch it was seen in, key prefix, notify channel, notify
+ * command, epoch to start if the check fails. Returns {epoch, last gid, entries}.
+ *
+ * The check: a process names the newest entry it knows this store holds (one it read or one whose
+ * publish it acknowledged). If the store's last id is below it, or holds another entry under its
+ * id, the store went back in time: a replica promoted before it had the newest writes, or a restore
+ * from an older copy. Ids after that point would be handed out again for other messages, so the
+ * shard starts a new epoch, which every process sees and tells its clients (a reset, never a hole).
+ * An entry already trimmed from the global backlog cannot be checked; nothing is concluded then.
+ */
+export const GLOBAL = `${EPOCH}${WIPE}
 local epoch = epoch_of(KEYS[1], ARGV[3])
+local check = tonumber(ARGV[4])
+if check > 0 and epoch == ARGV[6] then
+  local lost = tonumber(redis.call('GET', KEYS[2]) or '0') < check
+  if not lost then
+    local at = redis.call('ZRANGEBYSCORE', KEYS[4], check, check)
+    if #at > 0 then
+      lost = redis.sha1hex(at[1]) ~= ARGV[5]
+    else
+      local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+      lost = #first > 0 and tonumber(first[2]) < check
+    end
+  end
+  if lost then
+    wipe(ARGV[7], ARGV[10], ARGV[8], ARGV[9])
+    epoch = ARGV[10]
+  end
+end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local items = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+local items = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 return {epoch, last, items}
 `;
 
@@ -87,14 +132,19 @@ for i = 1, #ids do ids[i] = tonumber(ids[i] or '0') end
 return {epoch, last, ids}
 `;
 
-/** KEYS: epoch, gid, ids, global. ARGV: new epoch, key prefix, notify channel. */
-export const RESET = `
-local channels = redis.call('HKEYS', KEYS[3])
-for i = 1, #channels do
-  redis.call('DEL', ARGV[2] .. 'log:' .. channels[i], ARGV[2] .. 'exp:' .. channels[i])
-end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[1] .. ':0')
+/** KEYS: epoch, gid, ids, global. ARGV: new epoch, key prefix, notify channel, notify command. */
+export const RESET = `${WIPE}
+wipe(ARGV[2], ARGV[1], ARGV[3], ARGV[4])
+return ARGV[1]
+`;
+
+/**
+ * A shard behind the others' epoch catches up by starting it (empty), unless it already holds that
+ * epoch or a newer one (another process got there first; `newer` in redis-shards.ts). KEYS and ARGV as RESET; returns its epoch.
+ */
+export const ADOPT = `${WIPE}
+local e = redis.call('GET', KEYS[1])
+if e and (#e > #ARGV[1] or (#e == #ARGV[1] and e >= ARGV[1])) then return e end
+wipe(ARGV[2], ARGV[1], ARGV[3], ARGV[4])
 return ARGV[1]
 `;

@@ -1,19 +1,32 @@
 import { createHash } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
-import { type AppendRequest, type Backend, type BackendEvents, randomEpoch, type Snapshot, type StoredMessage, BackendUnavailableError } from "../core/backend.js";
-import { BACKLOG, GLOBAL, PUBLISH, RESET, SNAPSHOT } from "./redis-scripts.js";
-import { type FeedPage, GlobalFeed, readAllPages } from "./global-feed.js";
-import { encodeMeta, publishedMessage, storedMessage } from "./stored-message.js";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { type AppendRequest, type Backend, type BackendEvents, type Snapshot, type StoredMessage, BackendUnavailableError } from "../core/backend.js";
+import { GlobalFeed, readAllPages } from "./global-feed.js";
+import { publishedMessage } from "./stored-message.js";
 import { RedisLedger } from "./redis-ledger.js";
 import { reading, throttledReporter } from "./store-errors.js";
+import { EpochAgreement } from "./redis-epochs.js";
+import { RedisShard } from "./redis-shard.js";
+import { checkShards, localAfter, newer, nextEpoch, parseClusterUrl, shardOf, shardTags } from "./redis-shards.js";
 
 export interface RedisBackendOptions {
-  /** `redis://[:password@]host:port/db`; `?prefix=` in the URL sets `prefix`. */
+  /**
+   * `redis://[:password@]host:port/db`, or `redis+cluster://host:port,host:port` for a Redis Cluster
+   * (`rediss…` for TLS); `?prefix=` sets `prefix`, `?shards=` sets `shards`.
+   */
   url?: string;
   /** Prefix of every key and of the notification channel. Default `cometbus:`. */
   prefix?: string;
-  /** Extra ioredis options (TLS, sentinels, …). */
+  /** Extra ioredis options (TLS, sentinels, …); on a cluster, those of each node's connection. */
   redis?: RedisOptions;
+  /** Extra options of the ioredis Cluster (cluster mode only). */
+  cluster?: ClusterOptions;
+  /**
+   * Cluster mode: how many shards the channels hash to, each one hash tag (so one node) with its
+   * own sequence, backlog and notifications. Fixed for a deployment: every process must use the
+   * same number, and changing it moves channels to other shards (README, "Redis Cluster"). Default 16.
+   */
+  shards?: number;
   /** Messages read per round trip when catching up. Default 1000. */
   pageSize?: number;
   /** How often a process checks for messages whose notification it may have missed, in ms. Default 2000. */
@@ -22,22 +35,23 @@ export interface RedisBackendOptions {
   onError?: (error: unknown) => void;
 }
 
-type Reply = [string, number, string[]];
+type Client = Redis | Cluster;
 
 /**
  * Redis as a shared store (README, "Backends and scale-out"): one Lua script per publish assigns both ids, appends to the
  * channel's and the global backlog, trims, and PUBLISHes `epoch:globalId`; every process reads the
  * global backlog after the last id it delivered (GlobalFeed), so a lost notification costs latency,
- * never a message.
+ * never a message. On a Redis Cluster the same holds per shard (RedisShard): channels hash to a
+ * fixed number of shards, every process reads every shard, and the shards share one epoch
+ * (EpochAgreement).
  */
 export class RedisBackend implements Backend {
-  readonly kind = "redis";
+  readonly kind: "redis" | "redis-cluster";
   readonly prefix: string;
-  private readonly commands: Redis;
-  private readonly listener: Redis;
-  private feed?: GlobalFeed;
-  private readonly keys: { epoch: string; gid: string; ids: string; global: string };
-  private readonly notifyChannel: string;
+  readonly shards: RedisShard[];
+  private readonly commands: Client;
+  private readonly listener: Client;
+  private agreement?: EpochAgreement;
   private readonly pageSize: number;
   private readonly report: (e: unknown) => void;
   private closed = false;
@@ -45,15 +59,17 @@ export class RedisBackend implements Backend {
   readonly ledger: RedisLedger;
 
   constructor(private readonly options: RedisBackendOptions = {}) {
-    const { url, prefix } = parseRedisUrl(options.url ?? "redis://127.0.0.1:6379");
-    this.prefix = options.prefix ?? prefix ?? "cometbus:";
+    const raw = options.url ?? "redis://127.0.0.1:6379";
+    const clustered = /^rediss?\+cluster:/.test(raw);
+    const cluster = clustered ? parseClusterUrl(raw) : undefined;
+    const single = clustered ? undefined : parseRedisUrl(raw);
+    this.kind = clustered ? "redis-cluster" : "redis";
+    this.prefix = options.prefix ?? cluster?.prefix ?? single?.prefix ?? "cometbus:";
     this.pageSize = options.pageSize ?? 1000;
     const user = options.onError;
     this.report = user ? (e) => e !== null && user(e) : throttledReporter("Redis");
-    const p = this.prefix;
-    this.keys = { epoch: p + "epoch", gid: p + "gid", ids: p + "ids", global: p + "global" };
-    this.notifyChannel = p + "notify";
-    this.ledger = new RedisLedger((script, keys, args) => this.eval(script, keys, args), p);
+    const run = <T>(script: string, keys: string[], args: string[]) => this.eval<T>(script, keys, args);
+    this.ledger = new RedisLedger(run, this.prefix);
     const base: RedisOptions = {
       lazyConnect: true,
       // While Redis is down a publish must fail at once, not wait in a queue, and a command whose
@@ -67,10 +83,42 @@ export class RedisBackend implements Backend {
       keepAlive: 10_000,
       ...options.redis,
     };
-    this.commands = new Redis(url, { commandTimeout: 5000, ...base });
-    this.listener = new Redis(url, { ...base, autoResubscribe: true });
+    if (cluster) {
+      // A hash tag in the prefix would pull every shard into one slot.
+      if (/[{}]/.test(this.prefix)) throw new Error(`cometbus: a Redis Cluster key prefix may not contain { or }: ${this.prefix}`);
+      const count = checkShards(options.shards ?? cluster.shards ?? 16);
+      const terms = { count, pageSize: this.pageSize, notifyCommand: "SPUBLISH" as const };
+      this.shards = shardTags(count).map((tag, i) => new RedisShard(i, `${this.prefix}{${tag}}`, run, terms));
+      const nodeOptions: RedisOptions = {
+        ...base,
+        username: cluster.username,
+        password: cluster.password,
+        ...(cluster.tls ? { tls: {} } : {}),
+        ...options.redis,
+      };
+      const clusterOptions: ClusterOptions = {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRedirections: 16,
+        // A command whose connection closed may have run (a script whose answer was lost): never sent
+        // again, the caller gets an error (a publish: 503), as on one Redis. Answers that say it did
+        // not run (MOVED, ASK, TRYAGAIN, CLUSTERDOWN while a replica takes over) are retried.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 200,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+        redisOptions: nodeOptions,
+        ...options.cluster,
+      };
+      this.commands = new Cluster(cluster.nodes, { ...clusterOptions, redisOptions: { ...nodeOptions, commandTimeout: 5000 } });
+      this.listener = new Cluster(cluster.nodes, { ...clusterOptions, shardedSubscribers: true });
+    } else {
+      const url = single!.url;
+      this.shards = [new RedisShard(0, this.prefix, run, { count: 1, pageSize: this.pageSize, notifyCommand: "PUBLISH" })];
+      this.commands = new Redis(url, { commandTimeout: 5000, ...base });
+      this.listener = new Redis(url, { ...base, autoResubscribe: true });
+    }
     for (const r of [this.commands, this.listener]) {
-      r.on("error", (e) => {
+      r.on("error", (e: Error) => {
         this.lastError = e;
         this.report(e);
       });
@@ -79,13 +127,13 @@ export class RedisBackend implements Backend {
         if (this.commands.status !== "ready" || this.listener.status !== "ready") return;
         this.report(null);
         // After a reconnect, whatever was published meanwhile is read from the backlog.
-        this.feed?.poke();
+        for (const s of this.shards) s.feed?.poke();
       });
     }
   }
 
   get epoch(): string {
-    return this.feed?.epoch ?? "";
+    return this.agreement?.epoch ?? "";
   }
 
   async start(events: BackendEvents): Promise<void> {
@@ -100,79 +148,147 @@ export class RedisBackend implements Backend {
   }
 
   private async connect(events: BackendEvents): Promise<void> {
-    const feed = new GlobalFeed((after) => this.readGlobal(after), events, (e) => this.report(e));
-    await Promise.all([this.commands.connect(), this.listener.connect()]);
-    this.listener.on("message", (channel: string, payload: string) => {
-      if (channel === this.notifyChannel) feed.notify(payload);
+    const agreement = new EpochAgreement(this.shards, events, (e) => this.report(e), (s) => this.shards[s.index].feed?.poke());
+    const byChannel = new Map(this.shards.map((s) => [s.notifyChannel, s]));
+    const feeds = this.shards.map((s) => {
+      let seen = "";
+      const feed = new GlobalFeed(
+        async (after) => {
+          const page = await s.readGlobal(after, this.freshEpoch());
+          // Reads succeed and notifications flow: whatever went wrong is over (the next outage is reported).
+          if (this.listener.status === "ready") this.report(null);
+          return page;
+        },
+        {
+          message: (m) => {
+            m.global_id = s.wire(m.global_id);
+            agreement.message(s, m);
+          },
+          epoch: (e) => {
+            if (e === seen) return;
+            seen = e;
+            agreement.shardEpoch(s);
+          },
+        },
+        (e) => this.report(e),
+      );
+      return { s, feed, setSeen: (e: string) => (seen = e) };
     });
-    await this.listener.subscribe(this.notifyChannel);
+    await Promise.all([this.commands.connect(), this.listener.connect()]);
+    const onNotify = (channel: string, payload: string) => byChannel.get(channel)?.feed?.notify(payload);
+    if (this.listener instanceof Cluster) {
+      this.listener.on("smessage", onNotify);
+      // One shard channel per call: they are in different slots.
+      for (const s of this.shards) await this.listener.ssubscribe(s.notifyChannel);
+    } else {
+      this.listener.on("message", onNotify);
+      await this.listener.subscribe(this.shards[0].notifyChannel);
+    }
     // Subscribed first, then reading where the store stands: whatever is published in between is
-    // read by the poke below, nothing earlier is delivered.
-    const [epoch, last] = await this.eval<Reply>(SNAPSHOT, [this.keys.epoch, this.keys.gid, this.keys.ids], [randomEpoch()]);
-    feed.begin(epoch, last, this.options.safetyPollMs ?? 2000);
-    this.feed = feed;
-    feed.poke();
+    // read by the poke below, nothing earlier is delivered. Shards in different epochs (a first
+    // start, or one flushed while no process ran) are brought to one before anything is delivered.
+    let heads: [string, number, number[]][] = [];
+    for (let attempt = 0; ; attempt++) {
+      const fresh = this.freshEpoch();
+      heads = await Promise.all(this.shards.map((s) => s.snapshot([], fresh)));
+      const greatest = heads.reduce((g, [e]) => (newer(e, g) ? e : g), "");
+      if (heads.every(([e]) => e === greatest)) break;
+      if (attempt === 5) throw new Error("the shards' epochs do not settle");
+      await Promise.all(this.shards.map((s) => s.adopt(greatest)));
+    }
+    for (const [i, { s, feed, setSeen }] of feeds.entries()) {
+      feed.begin(heads[i][0], heads[i][1], this.options.safetyPollMs ?? 2000);
+      setSeen(heads[i][0]);
+      s.feed = feed;
+    }
+    agreement.begin(heads[0][0]);
+    this.agreement = agreement;
+    for (const s of this.shards) s.feed!.poke();
+  }
+
+  /** An epoch to start where a shard has none (flushed): after every epoch seen so far. */
+  private freshEpoch(): string {
+    return nextEpoch(this.shards.reduce((g, s) => (newer(s.epoch, g) ? s.epoch : g), this.epoch));
+  }
+
+  private shardOf(channel: string): RedisShard {
+    return this.shards[shardOf(channel, this.shards.length)];
   }
 
   async append(req: AppendRequest): Promise<StoredMessage> {
-    const k = this.keys;
+    const shard = this.shardOf(req.channel);
     let reply: [string, number, number];
     try {
-      reply = await this.eval(
-        PUBLISH,
-        [k.epoch, k.gid, k.ids, k.global, this.logKey(req.channel), this.expKey(req.channel)],
-        [
-          req.channel,
-          encodeMeta(req),
-          req.dataJson,
-          String(req.maxBacklogSize),
-          String(req.maxBacklogAge),
-          String(req.maxGlobalBacklogSize),
-          randomEpoch(),
-          this.notifyChannel,
-        ],
-      );
+      reply = await shard.append(req, this.freshEpoch());
     } catch (e) {
       throw new BackendUnavailableError("Redis", e);
     }
     const [epoch, gid, mid] = reply;
-    // This publish found the store empty (flushed): the process learns the new epoch at once.
-    if (this.feed && epoch !== this.feed.epoch) this.feed.poke();
-    return publishedMessage(req, gid, mid);
+    // This publish found the shard empty (flushed): the process learns the new epoch at once.
+    if (shard.feed && epoch !== shard.feed.epoch) shard.feed.poke();
+    return publishedMessage(req, shard.wire(gid), mid);
   }
 
   backlog(channel: string, afterId: number, limit?: number): Promise<StoredMessage[]> {
-    return reading("Redis", () => this.readBacklog(channel, afterId, limit));
-  }
-
-  private async readBacklog(channel: string, afterId: number, limit = -1): Promise<StoredMessage[]> {
-    const entries = await this.eval<string[]>(BACKLOG, [this.logKey(channel), this.expKey(channel)], [String(afterId), String(limit)]);
-    return entries.map(decodeEntry);
+    return reading("Redis", () => this.shardOf(channel).backlog(channel, afterId, limit ?? -1));
   }
 
   globalBacklog(afterGlobalId: number): Promise<StoredMessage[]> {
-    return reading("Redis", () => readAllPages((after) => this.readGlobal(after), afterGlobalId, this.pageSize));
+    return reading("Redis", async () => {
+      const count = this.shards.length;
+      const pages = await Promise.all(
+        this.shards.map(async (s) => {
+          const local = await readAllPages((after) => s.readGlobal(after, this.freshEpoch()), localAfter(afterGlobalId, s.index, count), this.pageSize);
+          for (const m of local) m.global_id = s.wire(m.global_id);
+          return local;
+        }),
+      );
+      const all = pages.flat();
+      return count === 1 ? all : all.sort((a, b) => a.global_id - b.global_id);
+    });
   }
 
   snapshot(channels: Iterable<string>): Promise<Snapshot> {
     return reading("Redis", () => this.readSnapshot(channels));
   }
 
+  /**
+   * Reads only the shards of `channels` (all of them when none is named): `globalId` is the
+   * greatest wire global id among those shards.
+   */
   private async readSnapshot(channels: Iterable<string>): Promise<Snapshot> {
     const list = [...channels];
-    const [epoch, globalId, ids] = await this.eval<[string, number, number[]]>(
-      SNAPSHOT,
-      [this.keys.epoch, this.keys.gid, this.keys.ids],
-      [randomEpoch(), ...list],
+    const byShard = new Map<RedisShard, string[]>();
+    if (!list.length) for (const s of this.shards) byShard.set(s, []);
+    for (const c of list) {
+      const s = this.shardOf(c);
+      const l = byShard.get(s);
+      if (l) l.push(c);
+      else byShard.set(s, [c]);
+    }
+    const fresh = this.freshEpoch();
+    const lastIds = new Map<string, number>();
+    let globalId = 0;
+    await Promise.all(
+      [...byShard].map(async ([s, names]) => {
+        const [epoch, last, ids] = await s.snapshot(names, fresh);
+        if (s.feed && epoch !== s.feed.epoch) s.feed.poke();
+        globalId = Math.max(globalId, last ? s.wire(last) : 0);
+        names.forEach((c, i) => lastIds.set(c, ids[i]));
+      }),
     );
-    if (this.feed && epoch !== this.feed.epoch) this.feed.poke();
-    return { epoch, globalId, lastIds: new Map(list.map((c, i) => [c, ids[i]])) };
+    return { epoch: this.epoch, globalId, lastIds: new Map(list.map((c) => [c, lastIds.get(c) ?? 0])) };
   }
 
   async reset(): Promise<void> {
-    const k = this.keys;
-    const epoch = await this.eval<string>(RESET, [k.epoch, k.gid, k.ids, k.global], [randomEpoch(), this.prefix, this.notifyChannel]);
-    this.feed?.switchEpoch(epoch);
+    const epoch = this.freshEpoch();
+    const agreement = this.agreement;
+    const run = async () => {
+      await Promise.all(this.shards.map((s) => s.reset(epoch)));
+      for (const s of this.shards) s.feed?.switchEpoch(epoch);
+    };
+    if (agreement) await agreement.quietly(run);
+    else await run();
   }
 
   /**
@@ -180,43 +296,29 @@ export class RedisBackend implements Backend {
    * next read would create a fresh epoch key; close other processes on the prefix before.
    */
   async destroy(): Promise<void> {
-    this.feed?.close();
+    for (const s of this.shards) s.feed?.close();
     if (this.commands.status === "wait") await this.commands.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.commands.scan(cursor, "MATCH", escapeGlob(this.prefix) + "*", "COUNT", 1000);
-      if (keys.length) await this.commands.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    const nodes = this.commands instanceof Cluster ? this.commands.nodes("master") : [this.commands];
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", escapeGlob(this.prefix) + "*", "COUNT", 1000);
+        // One DEL per key: on a cluster, keys of one node may be in different slots.
+        if (keys.length) await Promise.all(keys.map((k) => node.del(k)));
+        cursor = next;
+      } while (cursor !== "0");
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.feed?.close();
+    this.agreement?.close();
+    for (const s of this.shards) s.feed?.close();
     await Promise.all([quit(this.commands), quit(this.listener)]);
   }
 
-  private async readGlobal(after: number): Promise<FeedPage> {
-    const [epoch, lastGlobalId, entries] = await this.eval<Reply>(
-      GLOBAL,
-      [this.keys.epoch, this.keys.gid, this.keys.global],
-      [String(after), String(this.pageSize), randomEpoch()],
-    );
-    // Reads succeed and notifications flow: whatever went wrong is over (the next outage is reported).
-    if (this.listener.status === "ready") this.report(null);
-    return { epoch, lastGlobalId, messages: entries.map(decodeEntry) };
-  }
-
-  private logKey(channel: string): string {
-    return this.prefix + "log:" + channel;
-  }
-
-  private expKey(channel: string): string {
-    return this.prefix + "exp:" + channel;
-  }
-
-  /** EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
+  /** EVALSHA, falling back to EVAL when Redis lost its script cache (a restart, a promoted replica). */
   private async eval<T>(script: string, keys: string[], args: string[]): Promise<T> {
     const sha = shaOf(script);
     try {
@@ -235,19 +337,11 @@ function shaOf(script: string): string {
   return sha;
 }
 
-/** `gid|mid|meta\ndataJson` */
-function decodeEntry(entry: string): StoredMessage {
-  const a = entry.indexOf("|");
-  const b = entry.indexOf("|", a + 1);
-  const nl = entry.indexOf("\n", b + 1);
-  return storedMessage(Number(entry.slice(0, a)), Number(entry.slice(a + 1, b)), entry.slice(b + 1, nl), entry.slice(nl + 1));
-}
-
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, "\\$&");
 }
 
-async function quit(r: Redis): Promise<void> {
+async function quit(r: Client): Promise<void> {
   try {
     if (r.status === "ready") await r.quit();
     else r.disconnect();

@@ -133,6 +133,12 @@ function sharedStore<B extends Backend & { destroy(): Promise<void> }>(kind: str
   };
 }
 
+/** A store on a Redis Cluster (test/helpers/redis-cluster.ts), `shards` shards under a fresh prefix. */
+export function redisClusterStore(url: string, shards: number): Store {
+  const prefix = uniqueName("rc") + ":";
+  return sharedStore("redis-cluster", () => new RedisBackend({ url, prefix, shards, onError: () => {} }));
+}
+
 export const storeFactories: Record<string, () => Store> = {
   memory: memoryStore,
   redis: () => {

@@ -57,10 +57,11 @@ export async function untilDelivered(cluster: Cluster, run: Pick<PublishRun, "ac
 
 /**
  * Every process publishes PER_PROCESS messages to the cluster's channels: every channel's ids 1..n and
- * the global ids 1..total acknowledged, and every subscriber gets every message of its channels
- * once, in order, same ids.
+ * the global ids 1..total acknowledged (on a Redis Cluster of `shards` shards, 1..n in each shard's
+ * own sequence: global id = n·shards + shard), and every subscriber gets every message of its
+ * channels once, in order, same ids.
  */
-export async function publishAndVerify(cluster: Cluster): Promise<void> {
+export async function publishAndVerify(cluster: Cluster, shards = 1): Promise<void> {
   const total = cluster.servers.length * PER_PROCESS;
   const perChannel = total / CHANNEL_COUNT;
   const { acks, rejections } = await cluster.publish(PER_PROCESS, PUBLISH_CONCURRENCY);
@@ -70,7 +71,11 @@ export async function publishAndVerify(cluster: Cluster): Promise<void> {
     const ids = acks.filter((a) => a.channel === ch).map((a) => a.message_id).sort((x, y) => x - y);
     expect(ids).toEqual(Array.from({ length: perChannel }, (_, i) => i + 1));
   }
-  expect(acks.map((a) => a.global_id).sort((x, y) => x - y)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+  for (let shard = 0; shard < shards; shard++) {
+    const own = acks.filter((a) => a.global_id % shards === shard).map((a) => (a.global_id - shard) / shards).sort((x, y) => x - y);
+    expect(own).toEqual(Array.from({ length: own.length }, (_, i) => i + 1));
+  }
+  if (shards > 1) expect(new Set(acks.map((a) => a.global_id % shards)).size).toBe(shards);
   const subs = cluster.subs;
   await untilDelivered(cluster, { acks });
   expect(deliveryProblems(subs, acks, true)).toEqual([]);
