@@ -29,8 +29,8 @@ const WINDOW_MS = 4000;
 const SECONDS = 40;
 /** The drained run's contract: peak connections per 100 ms at B. */
 const DRAIN_PEAK = (2 * CLIENTS * 100) / WINDOW_MS;
-/** The crash's: clients spread over connections ÷ reconnectRate (500/s, the default): B sees at most three times that rate (twice in a quiet run; before the hint, ~240). */
-const CRASH_PEAK = (3 * 500 * 100) / 1000;
+/** The crash's: clients spread over connections ÷ reconnectRate (500/s, the default): B sees at most twice that rate over any 300 ms (before the hint, ~240 per 100 ms). */
+const CRASH_PEAK = (2 * 500 * 100) / 1000;
 /** Setup (~10 s), up to SECONDS watching, the final count and shutdown. */
 const RUN_TIMEOUT_MS = 100_000;
 
@@ -38,7 +38,7 @@ const RUN_TIMEOUT_MS = 100_000;
 interface StormResult {
   params: { clients: number; cut: string; window: number | null };
   recovery: { clients: number; recovered: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
-  arrivals: { peak: number; peakAtMs: number | null; total: number };
+  arrivals: { peak: number; peakAtMs: number | null; total: number; series: number[]; fromMs: number; binMs: number };
   b: { peakPct: number; rssPeakMB: number };
   transports: { atT0: Record<string, number>; atEnd: Record<string, number>; fellLower: number };
   delivery: {
@@ -83,6 +83,22 @@ async function storm(cut: "term" | "kill"): Promise<StormResult> {
   return result;
 }
 
+/**
+ * The busiest 300 ms after T0 at B, per 100 ms. A storm lasts seconds (before the drain: ~240 per
+ * 100 ms for a second and more); on a loaded machine the timers of a spread move bunch into one bin now
+ * and then, which a single 100 ms bin would count as one.
+ */
+function peakPer100ms(r: StormResult): { peak: number; atMs: number } {
+  const { series, fromMs, binMs } = r.arrivals;
+  const first = -fromMs / binMs;
+  let best = { peak: 0, atMs: 0 };
+  for (let i = first; i + 3 <= series.length; i++) {
+    const mean = (series[i] + series[i + 1] + series[i + 2]) / 3;
+    if (mean > best.peak) best = { peak: Math.round(mean * 10) / 10, atMs: (i - first) * binMs };
+  }
+  return best;
+}
+
 /** Every client recovered; every channel of every client complete, each message once, in order. */
 function expectRecoveredAndExact(r: StormResult): void {
   expect.soft(r.recovery.clients, "clients measured").toBe(CLIENTS);
@@ -102,7 +118,8 @@ describe.runIf(run)(`a deploy storm: ${CLIENTS} clients, two processes on Redis 
       const r = await storm("term");
       expectRecoveredAndExact(r);
       // The drain's contract: B never sees more than twice the even spread of N clients over the window.
-      expect(r.arrivals.peak, `peak new connections per 100 ms at B (at ${r.arrivals.peakAtMs} ms after T0)`).toBeLessThanOrEqual(DRAIN_PEAK);
+      const { peak, atMs } = peakPer100ms(r);
+      expect(peak, `peak new connections per 100 ms at B over 300 ms (at ${atMs} ms after T0)`).toBeLessThanOrEqual(DRAIN_PEAK);
     },
     RUN_TIMEOUT_MS,
   );
@@ -113,7 +130,8 @@ describe.runIf(run)(`a deploy storm: ${CLIENTS} clients, two processes on Redis 
       const r = await storm("kill");
       expectRecoveredAndExact(r);
       // Before the spread hint every client was back within the same 200 ms: a peak of ~240.
-      expect(r.arrivals.peak, `peak new connections per 100 ms at B (at ${r.arrivals.peakAtMs} ms after T0)`).toBeLessThanOrEqual(CRASH_PEAK);
+      const { peak, atMs } = peakPer100ms(r);
+      expect(peak, `peak new connections per 100 ms at B over 300 ms (at ${atMs} ms after T0)`).toBeLessThanOrEqual(CRASH_PEAK);
     },
     RUN_TIMEOUT_MS,
   );
