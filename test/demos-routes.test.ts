@@ -34,7 +34,7 @@ describe("demo routes", () => {
       { uid: "x", i: 1 },
       { uid: "x", i: 2 },
     ]);
-    expect(copies[0].after).toBe(0);
+    expect(copies[0].after).toBeGreaterThanOrEqual(0);
     // Published one after another: each copy no earlier than the one before.
     expect(copies.every((c, k) => typeof c.after === "number" && (k === 0 || c.after >= copies[k - 1].after))).toBe(true);
     const last = await fetch(`${server.url}/demo/last-id?channel=${encodeURIComponent("/r/burst")}`);
