@@ -24,6 +24,8 @@ export const hasRedisCluster = () =>
 
 export interface RedisClusterNode {
   port: number;
+  /** Its cluster bus port. */
+  bus: number;
   child: ChildProcess;
 }
 
@@ -41,29 +43,40 @@ export class RedisCluster {
   static async start(masters = 3): Promise<RedisCluster> {
     const c = new RedisCluster(mkdtempSync(join(tmpdir(), "cometbus-cluster-")));
     try {
-      for (let i = 0; i < masters * 2; i++) {
-        const port = await freePort();
-        const bus = await freePort();
-        const child = spawn(
-          "redis-server",
-          [
-            "--port", String(port), "--cluster-port", String(bus), "--bind", "127.0.0.1",
-            "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
-            // A dead master is replaced after a second, not the default fifteen.
-            "--cluster-node-timeout", "1000",
-            "--dir", c.dir, "--save", "", "--appendonly", "no",
-          ],
-          { stdio: "ignore" },
-        );
-        c.nodes.push({ port, child });
-      }
-      for (const n of c.nodes) await waitFor(() => n.child.exitCode === null && listening(n.port), `redis-server on ${n.port}`, 10_000);
+      for (let i = 0; i < masters * 2; i++) c.nodes.push(await c.startNode());
       await run("redis-cli", ["--cluster", "create", ...c.nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "1", "--cluster-yes"]);
       await c.untilHealthy();
       return c;
     } catch (e) {
       await c.stop();
       throw e;
+    }
+  }
+
+  /**
+   * One node on ports free a moment ago. Another suite may take such a port before redis-server
+   * binds it (several suites start clusters at once): then the node exits and is started again on others.
+   */
+  private async startNode(): Promise<RedisClusterNode> {
+    const taken = new Set(this.nodes.flatMap((n) => [n.port, n.bus]));
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const bus = await freePort();
+      if (port === bus || taken.has(port) || taken.has(bus)) continue;
+      const child = spawn(
+        "redis-server",
+        [
+          "--port", String(port), "--cluster-port", String(bus), "--bind", "127.0.0.1",
+          "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
+          // A dead master is replaced after a second, not the default fifteen.
+          "--cluster-node-timeout", "1000",
+          "--dir", this.dir, "--save", "", "--appendonly", "no",
+        ],
+        { stdio: "ignore" },
+      );
+      await waitFor(async () => child.exitCode !== null || (await listening(port)), `redis-server on ${port}`, 20_000);
+      if (child.exitCode === null) return { port, bus, child };
+      if (attempt === 5) throw new Error(`redis-server would not start on ${port} / ${bus} (exit ${child.exitCode}), five times`);
     }
   }
 
