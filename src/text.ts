@@ -70,3 +70,8 @@ export function quote(value: unknown, maxBytes = 80): string {
   const head = value.length > maxBytes ? value.slice(0, maxBytes + 1) : value;
   return truncateUtf8(JSON.stringify(head), maxBytes);
 }
+
+/** A WebSocket close reason: at most 123 bytes of UTF-8 (RFC 6455 §5.5.1), or the close throws. */
+export function closeReason(reason: string): string {
+  return truncateUtf8(reason, 123);
+}

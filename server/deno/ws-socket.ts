@@ -1,4 +1,4 @@
-import { truncateUtf8 } from "../../src/text.js";
+import { closeReason } from "../../src/text.js";
 import type { SharedText } from "../core/shared-text.js";
 import type { WsSocket } from "../transports/io.js";
 
@@ -43,7 +43,7 @@ export class DenoWsSocket implements WsSocket {
 
   close(code: number, reason: string): void {
     try {
-      this.ws.close(code, truncateUtf8(reason, 123));
+      this.ws.close(code, closeReason(reason));
     } catch {
       this.terminate();
     }

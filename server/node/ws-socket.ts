@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import type { WebSocket } from "ws";
-import { truncateUtf8 } from "../../src/text.js";
+import { closeReason } from "../../src/text.js";
 import type { SharedText } from "../core/shared-text.js";
 import type { WsPeer, WsSocket } from "../transports/io.js";
 import type { FastPaths } from "./fast-paths.js";
@@ -78,7 +78,7 @@ export class NodeWsSocket implements WsSocket {
    */
   close(code: number, reason: string): void {
     try {
-      this.ws.close(code, truncateUtf8(reason, 123));
+      this.ws.close(code, closeReason(reason));
     } catch {
       this.ws.terminate();
     }
