@@ -1,22 +1,14 @@
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { AppendRequest, Backend, StoredMessage } from "../server/core/backend.js";
-import { hasPostgres, hasRedis, redisClusterStore, type Recorder, type Store, storeFactories } from "./helpers/backends.js";
-import { hasRedisCluster, RedisCluster } from "./helpers/redis-cluster.js";
+import { type Recorder, type Store, storeFactories } from "./helpers/backends.js";
+import { storeKinds } from "./helpers/store-kinds.js";
 
 /** The Backend contract (server/backend.ts), one suite for every backend. */
-const kinds = ["memory"];
-if (await hasRedis()) kinds.push("redis");
-if (await hasPostgres()) kinds.push("postgres");
 /**
  * The Redis Cluster runs the suite as a one-shard deployment: the suite's global ids are one sequence
  * across channels, which holds per shard only (test/backend-cluster.test.ts covers several shards).
  */
-const redisCluster = (await hasRedisCluster()) ? await RedisCluster.start() : undefined;
-afterAll(() => redisCluster?.stop());
-if (redisCluster) {
-  storeFactories["redis-cluster"] = () => redisClusterStore(redisCluster.url(), 1);
-  kinds.push("redis-cluster");
-}
+const kinds = await storeKinds(1);
 
 function req(channel: string, data: unknown, extra: Partial<AppendRequest> = {}): AppendRequest {
   return {

@@ -5,22 +5,14 @@
  * backends opened on one store are two processes.
  */
 import fc from "fast-check";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { Claim, LedgerTerms, RequestLedger } from "../server/core/backend.js";
-import { hasPostgres, hasRedis, redisClusterStore, type Store, storeFactories } from "./helpers/backends.js";
-import { hasRedisCluster, RedisCluster } from "./helpers/redis-cluster.js";
+import { type Store, storeFactories } from "./helpers/backends.js";
+import { storeKinds } from "./helpers/store-kinds.js";
 import { pause } from "./helpers/wait.js";
 
-const kinds = ["memory"];
-if (await hasRedis()) kinds.push("redis");
-if (await hasPostgres()) kinds.push("postgres");
 /** The ledger's keys are one per client, so any number of shards; three spread them over the masters. */
-const redisCluster = (await hasRedisCluster()) ? await RedisCluster.start() : undefined;
-afterAll(() => redisCluster?.stop());
-if (redisCluster) {
-  storeFactories["redis-cluster"] = () => redisClusterStore(redisCluster.url(), 3);
-  kinds.push("redis-cluster");
-}
+const kinds = await storeKinds(3);
 
 const TERMS: LedgerTerms = { claimMs: 60_000, keepMs: 60_000, window: 8 };
 let seq = 0;
