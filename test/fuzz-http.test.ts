@@ -1,5 +1,6 @@
 import net from "node:net";
 import fc from "fast-check";
+import { Hono } from "hono";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import {
   anyString,
@@ -31,6 +32,7 @@ import {
 } from "./helpers/fuzz-arbitraries.js";
 import { FuzzWatch } from "./helpers/fuzz-watch.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import type { Listening } from "../server/node/listen.js";
 
 /**
  * Every HTTP endpoint under property-based fuzzing, over raw TCP so that every byte is ours (raw
@@ -45,24 +47,32 @@ const REFUSED = "/no";
 /** A request that gets no complete answer in this long is a hang (long-polls are held 50 ms). */
 const ANSWER_MS = 4000;
 
+/** The server under fuzz now: `routed`, or `direct` in the direct-poll suite. */
 let server: TestServer;
+/** With `authorize` set: every request goes through Hono (the lookups get its Context). */
+let routed: TestServer;
+/** No lookups: `listen()` answers polls straight from node:http (server/node/direct-poll.ts). */
+let direct: TestServer;
+/** `direct`'s own bus served through a Hono app: what a poll answered directly must equal. */
+let twin: Listening;
 let BASE = "/message-bus";
 const watch = new FuzzWatch();
 
 beforeAll(async () => {
   watch.install();
-  server = await startServer({
-    longPollTimeout: 50,
-    onError: watch.onError,
-    publishToken: TOKEN,
-    authorize: (_c, ch) => ch !== REFUSED,
-    clientPublish: (_c, ch) => ch === "/pub",
-  });
-  server.bus.handle("echo", (data) => data);
+  const options = { longPollTimeout: 50, onError: watch.onError, publishToken: TOKEN, clientPublish: (_c: unknown, ch: string) => ch === "/pub" };
+  routed = server = await startServer({ ...options, authorize: (_c, ch) => ch !== REFUSED });
+  direct = await startServer(options);
+  for (const s of [routed, direct]) s.bus.handle("echo", (data) => data);
   BASE = server.bus.options.base;
+  const app = new Hono().route(BASE, direct.bus.routes());
+  app.notFound((c) => c.json({ error: "not found" }, 404));
+  twin = await direct.bus.listen(0, "127.0.0.1", app);
 });
 afterAll(async () => {
-  await server?.close();
+  await twin?.close();
+  await direct?.close();
+  await routed?.close();
   watch.uninstall();
 });
 
@@ -202,9 +212,9 @@ function parseResponses(buf: Buffer, methods: string[], closed: boolean): { resp
  * Writes `data` on a fresh connection and reads the answers to `methods`. `cut`: write only the
  * first bytes, then end the connection ("close"), or keep it open `openMs` before ending it.
  */
-function exchange(data: Buffer, methods: string[], opts: { cut?: { at: number; openMs: number }; timeoutMs?: number } = {}): Promise<Exchange> {
+function exchange(data: Buffer, methods: string[], opts: { cut?: { at: number; openMs: number }; timeoutMs?: number; port?: number } = {}): Promise<Exchange> {
   return new Promise((resolve) => {
-    const socket = net.connect(server.port, "127.0.0.1");
+    const socket = net.connect(opts.port ?? server.port, "127.0.0.1");
     const chunks: Buffer[] = [];
     let closed = false;
     let finished = false;
@@ -772,4 +782,73 @@ describe(`fuzz: HTTP endpoints (FUZZ_SEED=${process.env.FUZZ_SEED ?? "default"})
     if (!(statuses.get(200)! > 0 && statuses.get(400)! > 0)) throw new Error(`statuses seen: ${JSON.stringify(seen)}`);
     process.stdout.write(`fuzz ${FILE}: statuses seen ${JSON.stringify(seen)}\n`);
   });
+});
+
+/** An answer as compared between the direct path and Hono: all but the clock and the spread's value. */
+function comparable(res: RawResponse) {
+  const headers = [...res.headers].filter(([k]) => k !== "date" && k !== "x-cometbus-spread").sort(([a], [b]) => (a < b ? -1 : 1));
+  return { status: res.status, headers: Object.fromEntries(headers), spread: res.headers.has("x-cometbus-spread"), body: res.body.toString("latin1"), stream: res.stream };
+}
+
+describe(`fuzz: polls answered straight from node:http (FUZZ_SEED=${process.env.FUZZ_SEED ?? "default"})`, () => {
+  beforeAll(() => {
+    server = direct;
+  });
+  afterAll(() => {
+    server = routed;
+  });
+
+  const pollRequest = fc.oneof(pollJsonRequest, pollOtherRequest, queryRequest);
+  property("poll (dlp, long-poll, chunked), direct: JSON subscriptions of any shape", pollJsonRequest);
+  property("poll, direct: form bodies, raw invalid UTF-8, any Content-Type and framing", pollOtherRequest);
+  property("poll, direct: GET subscriptions in the query string", queryRequest, 30);
+
+  it("direct answers are the routes' answers: status, headers and body, pipelined too", () =>
+    fuzz(
+      FILE,
+      "direct answers are the routes' answers: status, headers and body, pipelined too",
+      fc.asyncProperty(fc.array(printable(pollRequest), { minLength: 1, maxLength: 4 }), async (reqs) => {
+        const straight = await send(reqs);
+        await new Promise((r) => setTimeout(r, 5));
+        const methods = reqs.map((r) => r.method);
+        const through = await exchange(Buffer.concat(reqs.map(serialize)), methods, { port: twin.port });
+        const a = straight.responses.map(comparable);
+        const b = through.responses.map(comparable);
+        if (JSON.stringify(a) !== JSON.stringify(b)) {
+          throw new Error(`direct and through Hono differ:\n  direct ${JSON.stringify(a).slice(0, 1500)}\n  hono   ${JSON.stringify(b).slice(0, 1500)}`);
+        }
+        await afterRun();
+      }),
+      { beforeEach: beforeRun, runs: 40, runTimeout: 20_000 },
+    ));
+
+  it("pipelined requests on the direct server are answered in order", () =>
+    fuzz(
+      FILE,
+      "pipelined requests on the direct server are answered in order",
+      fc.asyncProperty(fc.array(printable(anyRequest), { minLength: 2, maxLength: 5 }), async (reqs) => {
+        await send(reqs);
+        await afterRun();
+      }),
+      { beforeEach: beforeRun, runs: 30, runTimeout: 20_000 },
+    ));
+
+  it("truncated polls on the direct server leave no trace", () =>
+    fuzz(
+      FILE,
+      "truncated polls on the direct server leave no trace",
+      fc.asyncProperty(printable(pollRequest), fc.nat(), fc.constantFrom(0, 0, 20, 120), async (req, at, openMs) => {
+        const data = serialize(req);
+        const cut = at % data.length;
+        const ex = await exchange(data, [req.method], { cut: { at: cut, openMs } });
+        for (const res of ex.responses) {
+          if (res.status >= 500 && res.status !== 503) throw new Error(`cut at byte ${cut} of ${data.length}: status ${res.status} ${brief(res.body)}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+        await afterRun().catch((e: Error) => {
+          throw new Error(`cut at byte ${cut} of ${data.length} (${openMs} ms open): ${e.message}`);
+        });
+      }),
+      { beforeEach: beforeRun, runs: 40, runTimeout: 15_000 },
+    ));
 });

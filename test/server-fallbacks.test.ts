@@ -26,8 +26,8 @@ function expectAll(messages: Message[]): void {
 }
 
 it("this Node and this ws offer every fast path (else the plain ways run everywhere)", () => {
-  expect(probeFastPaths()).toEqual({ directChunks: true, flatHead: true, sharedFrames: true });
-  expect(NO_FAST_PATHS).toEqual({ directChunks: false, flatHead: false, sharedFrames: false });
+  expect(probeFastPaths()).toEqual({ directChunks: true, flatHead: true, sharedFrames: true, directPolls: true });
+  expect(NO_FAST_PATHS).toEqual({ directChunks: false, flatHead: false, sharedFrames: false, directPolls: false });
 });
 
 describe("fastPaths: false", () => {

@@ -1,14 +1,19 @@
 // Requests/s of message_bus polling (`?dlp=t`, nothing new: one small response) against a Hono
-// hello-world on the same server and the same generator.
+// hello-world on the same server and the same generator; and the same poll with the routes mounted
+// in a Hono app (through the app, as with a user's own middleware).
 import { Histogram } from "../lib/histogram.mjs";
 import { cpuSeconds } from "../lib/proc.mjs";
 import { spawnRaised, startServer } from "../lib/server.mjs";
 import { sleep } from "../lib/wait.mjs";
 
 const POLL = { method: "POST", path: "/mb/b1/poll?dlp=t", headers: { "Content-Type": "application/json" }, body: '{"/bench":0}' };
+// The bus and a Hono app on one server, the bus first (bench/servers/cometbus.mjs, COMETBUS_SERVE).
+const BESIDE = { COMETBUS_SERVE: "beside-hono" };
 export const RPS_TARGETS = {
-  "cometbus poll": POLL,
-  "hono hello-world": { method: "GET", path: "/hello", headers: {}, body: undefined },
+  "cometbus poll": { ...POLL, env: BESIDE },
+  "hono hello-world": { method: "GET", path: "/hello", headers: {}, body: undefined, env: BESIDE },
+  // The routes mounted in a Hono app: a poll goes through the app (its middleware would run).
+  "cometbus poll in a Hono app": { ...POLL, env: { COMETBUS_SERVE: "in-hono" } },
   // The build before (BENCH_BEFORE_DIST, as in targets.mjs), polled the same way.
   ...(process.env.BENCH_BEFORE_DIST ? { "before poll": { ...POLL, env: { COMETBUS_DIST: process.env.BENCH_BEFORE_DIST } } } : {}),
 };

@@ -1,5 +1,5 @@
 // cometbus as a user would run it: MessageBus on node:http, routes at /mb, HTTP publishing with a
-// token, and a Hono hello-world on the same server (the poll-rps yardstick).
+// token; for poll-rps, a Hono hello-world on the same server (COMETBUS_SERVE below).
 import { Hono } from "hono";
 import { ready } from "./common.mjs";
 
@@ -29,8 +29,31 @@ if (metrics) {
 // answer. Only there: a bus that takes requests keeps each WebSocket's upgrade Context for its
 // handlers (`ctx.c`), which the other cells, the idle ones above all, are not about.
 if (process.env.COMETBUS_REQUESTS === "1") bus.handle("echo", (data) => data);
+// How the bus is served (COMETBUS_SERVE):
+//   "listen" (default): `bus.listen()`, the bus's own app, as `cometbus serve` runs it;
+//   "beside-hono": a Hono app beside the bus on one node:http server, the bus first
+//     (`bus.nodeHandler()`, the rest to Hono): the poll-rps yardstick, a hello-world on the same server;
+//   "in-hono": the routes mounted in the app (`app.route("/mb", bus.routes())`), so every request,
+//     polls too, goes through the app and its middleware.
+// An older build (BENCH_BEFORE_DIST) is served the way it always was: "in-hono".
+const serve = process.env.COMETBUS_SERVE ?? "listen";
 const app = new Hono();
 app.get("/hello", (c) => c.text("Hello Hono!"));
-app.route("/mb", bus.routes());
-const server = await bus.listen(0, "127.0.0.1", app);
-ready(server.port);
+let port;
+if (serve === "beside-hono" && !process.env.COMETBUS_DIST) {
+  const { createServer } = await import("node:http");
+  const { getRequestListener } = await import("@hono/node-server");
+  const hono = getRequestListener(app.fetch);
+  const busFirst = bus.nodeHandler();
+  const server = createServer((req, res) => busFirst(req, res, () => hono(req, res)));
+  server.keepAliveTimeout = 65_000;
+  bus.attach(server);
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = server.address().port;
+} else if (serve === "listen" && !process.env.COMETBUS_DIST) {
+  port = (await bus.listen(0, "127.0.0.1")).port;
+} else {
+  app.route("/mb", bus.routes());
+  port = (await bus.listen(0, "127.0.0.1", app)).port;
+}
+ready(port);

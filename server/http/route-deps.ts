@@ -10,6 +10,8 @@ export interface RouteBus {
   readonly allowedOrigins?: string[] | ((origin: string, c: Context) => boolean);
   /** Whether an `authorize` hook is set (a WebSocket then keeps its upgrade request for later subscribes). */
   readonly authorizes: boolean;
+  /** Whether a lookup or `authorize` reads the request (then every request goes through Hono, for its Context). */
+  readsRequests(): boolean;
   identify(c: Context, clientId: string): Promise<Identity>;
   authorizeAll(c: Context, channels: Iterable<string>): Promise<void>;
   publish(channel: string, data: unknown, opts: { userIds?: unknown; groupIds?: unknown; clientIds?: unknown }): Promise<{ globalId: number; messageId: number }>;

@@ -1,14 +1,13 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { ProtocolError } from "../../src/errors.js";
-import { FALLBACK_PARAM, parseFallback } from "../../src/fallback.js";
 import { BackendUnavailableError } from "../core/backend.js";
 import { BUS_HEADERS, NO_CACHE } from "../transports/common.js";
 import type { Exchange } from "../transports/io.js";
 import { handlePoll } from "../transports/poll.js";
 import { handleSse } from "../transports/sse.js";
 import { cheapBodyLimit } from "./body-limit.js";
+import { clientError, countFallback, ERROR_HEADERS, type ErrorAnswer, refusal, tooLarge } from "./route-answers.js";
 import type { RouteBus, RouteRuntime } from "./route-deps.js";
 import { readSubscribe } from "./subscribe-request.js";
 import { requestRoute } from "./request-route.js";
@@ -16,8 +15,8 @@ import { wsRoute } from "./ws-route.js";
 
 type Env = { Variables: { x: Exchange } };
 
-/** What every error answer carries: never cached, never sniffed. */
-const ERROR_HEADERS = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
+/** An error answer as Hono's JSON (the middleware adds the error headers). */
+const errorJson = (c: Context, a: ErrorAnswer) => c.json({ error: a.error }, a.status, a.headers);
 
 /** Every route of the bus, relative to where it is mounted (`base`), served by `runtime`. */
 export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
@@ -26,21 +25,13 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   const header = (c: Context<Env>, name: string) => c.get("x").header(name);
   // The rest of the body is never read, so the connection cannot be reused: say so, or a client's
   // next request on this keep-alive socket fails with "other side closed".
-  const tooLarge = (max: number) => (c: Context) =>
-    c.json({ error: `request body too large: at most ${max} bytes` }, 413, { Connection: "close" });
-  const limit = cheapBodyLimit(limits.maxBodyBytes, header, tooLarge(limits.maxBodyBytes));
+  const limit = cheapBodyLimit(limits.maxBodyBytes, header, (c) => errorJson(c, tooLarge(limits.maxBodyBytes)));
   const publishMax = Math.max(limits.maxBodyBytes, limits.maxMessageBytes + 16 * 1024);
-  const publishLimit = cheapBodyLimit(publishMax, header, tooLarge(publishMax));
+  const publishLimit = cheapBodyLimit(publishMax, header, (c) => errorJson(c, tooLarge(publishMax)));
 
   app.onError((err, c) => {
-    if (err instanceof ProtocolError) return c.json({ error: err.message }, err.status);
-    if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
-    // The shared store is down: the caller may retry. The driver's own words (hosts, ports) are the
-    // operator's, reported once per outage by the backend, not an anonymous client's.
-    if (err instanceof BackendUnavailableError) {
-      bus.transports.hub.tally.storeUnavailable.subscribe++;
-      return c.json({ error: err.clientMessage }, 503, { "Retry-After": "1" });
-    }
+    const said = clientError(bus, err);
+    if (said) return errorJson(c, said);
     // The client left while its body was read: nobody to answer, nothing went wrong.
     if (runtime.clientLeft(c)) return c.get("x").gone();
     bus.transports.report(err);
@@ -50,11 +41,7 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   app.use(async (c, next) => {
     const x = runtime.exchange(c);
     c.set("x", x);
-    // A client's word on why it left a transport, carried by its next subscribe (docs/protocol.md#13-fallback-reports).
-    if (x.search.includes(FALLBACK_PARAM)) {
-      const report = parseFallback(new URLSearchParams(x.search).get(FALLBACK_PARAM));
-      if (report) bus.transports.hub.tally.fallback(report);
-    }
+    countFallback(bus, x.search);
     // A connection with many requests queued behind an open stream (pipelining) is closed.
     if (!runtime.admit(c, limits.maxQueuedRequests)) return x.gone();
     // Hono answers HEAD with the GET route minus its body, but a poll or a stream writes its own.
@@ -79,10 +66,8 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
 
   /** Load shedding: a new subscription is refused while the process is over its limits. */
   const refused = (c: Context, held: boolean) => {
-    const shed = bus.shed(held);
-    if (!shed) return null;
-    const retry = Math.max(1, Math.ceil(shed.retryAfterMs / 1000));
-    return c.json({ error: `${shed.why}: retry after ${retry} s` }, 503, { "Retry-After": String(retry), ...ERROR_HEADERS });
+    const no = refusal(bus, held);
+    return no && errorJson(c, no);
   };
 
   app.on(["GET", "POST"], "/:clientId/poll", limit, async (c) => {

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { checkClientId } from "../../src/channel.js";
 import { ProtocolError } from "../../src/errors.js";
+import type { Limits } from "../../src/limits.js";
 import { parseSubscription, type Subscription } from "../../src/subscription.js";
 import type { Identity } from "../core/targeting.js";
 import type { Exchange } from "../transports/io.js";
@@ -13,26 +14,23 @@ import type { RouteBus } from "./route-deps.js";
  */
 export async function readSubscribe(bus: RouteBus, c: Context, x: Exchange): Promise<{ sub: Subscription; who: Identity }> {
   const clientId = checkClientId(c.req.param("clientId"));
-  const limits = bus.transports.limits;
-  let sub: Subscription;
-  if (c.req.method === "GET") {
-    sub = parseSubscription(new URLSearchParams(x.search), { lenient: true, limits });
-  } else {
-    const text = await c.req.text();
-    if ((x.header("content-type") ?? "").includes("application/json")) {
-      let body: unknown;
-      try {
-        body = text ? JSON.parse(text) : {};
-      } catch {
-        throw new ProtocolError("invalid JSON body");
-      }
-      sub = parseSubscription(body, { limits });
-    } else {
-      sub = parseSubscription(new URLSearchParams(text), { limits });
-    }
-  }
+  const get = c.req.method === "GET";
+  const sub = parseSubscribe(get, x, get ? "" : await c.req.text(), bus.transports.limits);
   const who = await bus.identify(c, clientId);
   if (sub.clients) who.alsoFor = sub.clients;
   await bus.authorizeAll(c, sub.positions.keys());
   return { sub, who };
+}
+
+/** The subscription a GET's query or a POST's body (`text`, JSON or form) asks for. */
+export function parseSubscribe(get: boolean, x: Exchange, text: string, limits: Limits): Subscription {
+  if (get) return parseSubscription(new URLSearchParams(x.search), { lenient: true, limits });
+  if (!(x.header("content-type") ?? "").includes("application/json")) return parseSubscription(new URLSearchParams(text), { limits });
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    throw new ProtocolError("invalid JSON body");
+  }
+  return parseSubscription(body, { limits });
 }

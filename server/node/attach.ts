@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { DrainOptions } from "../http/listening.js";
+import type { RouteBus } from "../http/route-deps.js";
 import type { ByteMeter } from "./byte-meter.js";
 import type { FastPaths } from "./fast-paths.js";
 import { type DeflateSettings, wsDeflateOptions } from "./ws-deflate.js";
@@ -24,6 +25,8 @@ export interface NodeLink {
   readonly meter?: ByteMeter;
   /** The routes mounted at `base` in an app of their own, for when no app is given. */
   mounted(): Hono;
+  /** What the routes use of the bus (the direct poll path uses it too). */
+  routeBus(): RouteBus;
   report(e: unknown): void;
   /** Closes the bus: held polls answered, streams ended, sockets closed, the store let go. */
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import { onClientGone, ownTurn } from "./connection.js";
 import type { FastPaths } from "./fast-paths.js";
 import { flattenHead, NodeSink } from "./sink.js";
 
-const JSON_HEADERS = { ...NO_CACHE, "Content-Type": JSON_TYPE };
+export const JSON_HEADERS = { ...NO_CACHE, "Content-Type": JSON_TYPE };
 
 /** The request and response @hono/node-server hands the app, when it is the one serving it. */
 export interface NodeEnv {
@@ -29,7 +29,7 @@ export function nodeEnv(c: Context): NodeEnv | undefined {
  */
 export class NodeExchange implements Exchange {
   constructor(
-    private readonly env: NodeEnv,
+    protected readonly env: NodeEnv,
     private readonly fast: FastPaths,
   ) {}
 

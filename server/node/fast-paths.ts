@@ -20,9 +20,15 @@ export interface FastPaths {
    * socket (`ws._socket`). Fallback: `ws.send` per socket.
    */
   readonly sharedFrames: boolean;
+  /**
+   * Not a private field but a shortcut past the framework: where nothing but the bus reads a request
+   * (its own listener, no lookups), polls and long-polls are answered straight from node:http
+   * (direct-poll.ts). Fallback: through @hono/node-server and the Hono routes, as every other request.
+   */
+  readonly directPolls: boolean;
 }
 
-export const NO_FAST_PATHS: FastPaths = { directChunks: false, flatHead: false, sharedFrames: false };
+export const NO_FAST_PATHS: FastPaths = { directChunks: false, flatHead: false, sharedFrames: false, directPolls: false };
 
 type Framer = { frame(data: Buffer, o: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
 
@@ -48,5 +54,5 @@ export function probeFastPaths(): FastPaths {
   } catch {
     sharedFrames = false;
   }
-  return (probed = { directChunks, flatHead, sharedFrames });
+  return (probed = { directChunks, flatHead, sharedFrames, directPolls: true });
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Hono } from "hono";
 import type { NodeLink } from "./attach.js";
+import { withDirectPolls } from "./direct-poll.js";
 import { requestListener, setRequestContext } from "./request-listener.js";
 
 /** A Connect/Express middleware, or a plain node:http listener when `next` is left out. */
@@ -28,8 +29,14 @@ export class NodeServe {
     if (!this.owns(req.url)) return false;
     setRequestContext(req, context);
     this.link.meter?.track(req.socket);
-    (this.listener ??= requestListener(this.app ?? this.link.mounted(), (e) => this.link.report(e)))(req, res);
+    (this.listener ??= this.makeListener())(req, res);
     return true;
+  }
+
+  private makeListener(): (req: IncomingMessage, res: ServerResponse) => void {
+    const routes = requestListener(this.app ?? this.link.mounted(), (e) => this.link.report(e));
+    // Without an app of the user's, nothing but the bus reads its requests: polls may skip Hono.
+    return this.app ? routes : withDirectPolls(this.link, routes);
   }
 
   handler(): NodeHandler {

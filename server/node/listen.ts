@@ -5,6 +5,7 @@ import type { Hono } from "hono";
 import { truncateUtf8 } from "../../src/text.js";
 import { type Served, serverUrl } from "../http/listening.js";
 import { attach, type DrainOptions, type NodeLink, ownUpgradeListener } from "./attach.js";
+import { withDirectPolls } from "./direct-poll.js";
 import { requestListener } from "./request-listener.js";
 
 /** A server on node:http (`server` is it: its events and sockets are the app's to watch). */
@@ -15,7 +16,9 @@ export interface Listening extends Served {
 /** Serves `app` (default: the bus's routes at its base) on node:http, WebSocket upgrades included. */
 export async function listen(link: NodeLink, port: number, hostname: string, app?: Hono): Promise<Listening> {
   const root = app ?? link.mounted();
-  const listener = requestListener(root, (e) => link.report(e));
+  const routes = requestListener(root, (e) => link.report(e));
+  // The bus's own app: nothing of the app's would run for a poll, so polls may skip Hono.
+  const listener = app ? routes : withDirectPolls(link, routes);
   const server = createServer(listener);
   const meter = link.meter;
   if (meter) server.on("connection", (socket: Socket) => meter.track(socket));
