@@ -25,14 +25,16 @@ export function goals(r) {
   for (const [t, bare] of [["ws", "bare ws"], ["sse", "bare sse"]]) {
     const us = v("fanout-1k", `cometbus ${t}`, "cpuUsPerDelivery");
     const base = v("fanout-1k", bare, "cpuUsPerDelivery");
-    // A baseline that fell behind (seconds of latency) wrote each message late and alone: its CPU per
-    // delivery is not what it costs when it keeps up, so the ratio says nothing either way.
+    // A baseline that falls behind (seconds of latency) cannot do this rate on this machine: one write
+    // per socket per message is more than a core. Its figure still counts: behind, its writes queue
+    // and go out together (one writev for several), so it is if anything lower than the same work kept
+    // up, and the ratio against it an upper bound.
     const behind = v("fanout-1k", bare, "p50");
     const fell = behind != null && behind > OVERLOADED_P50_MS;
     check(
       `${t}: CPU/delivery at 1k × 100/s ≤ 0.6 × ${bare}`,
-      `${us} vs ${base} µs (${ratio(us, base)}×)${fell ? `; ${bare} fell behind (p50 ${behind} ms): not a valid baseline in this run` : ""}`,
-      known(us, base) && !fell ? us <= 0.6 * base : undefined,
+      `${us} vs ${base} µs (${ratio(us, base)}×)${fell ? `; ${bare} fell behind (p50 ${behind} ms): its figure is if anything low, the ratio an upper bound` : ""}`,
+      known(us, base) ? us <= 0.6 * base : undefined,
     );
     const p99 = v("fanout-1k-r20", `cometbus ${t}`, "p99");
     const bp99 = v("fanout-1k-r20", bare, "p99");

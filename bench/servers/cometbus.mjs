@@ -19,6 +19,8 @@ const bus = new MessageBus({
   limits: { maxRequestsPerSecond: 1e9 },
   perMessageDeflate: process.env.COMETBUS_DEFLATE === "1",
   metrics,
+  // COMETBUS_FLUSH_DELAY: the adaptive flush's bound (bench/quick-fanout.mjs compares settings).
+  ...(process.env.COMETBUS_FLUSH_DELAY ? { flushDelay: Number(process.env.COMETBUS_FLUSH_DELAY) } : {}),
 });
 await bus.ready();
 if (metrics) {
