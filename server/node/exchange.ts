@@ -79,7 +79,9 @@ export class NodeExchange implements Exchange {
     out.writeHead(200, headers);
     if (this.fast.flatHead) flattenHead(out);
     // The client may have left while the backlog was read: then it is gone already.
-    if (!onClientGone(this.env.incoming, out, sink.gone)) queueMicrotask(sink.gone);
+    // Bound, not an arrow field of the sink: 48 bytes, where a closure and its context took twice that.
+    const gone = sink.gone.bind(sink);
+    if (!onClientGone(this.env.incoming, out, gone)) queueMicrotask(gone);
     return { sink, response: RESPONSE_ALREADY_SENT };
   }
 
