@@ -61,16 +61,7 @@ export class NodeExchange implements Exchange {
   }
 
   later(headers?: () => Record<string, string>): LaterAnswer {
-    // The held poll keeps just the ServerResponse; the answer is one direct write.
-    const out = this.env.outgoing;
-    return {
-      answer: (body, close) => {
-        if (out.destroyed) return;
-        out.writeHead(200, { ...JSON_HEADERS, ...headers?.(), "Content-Length": Buffer.byteLength(body), ...(close ? { Connection: "close" } : {}) });
-        out.end(body);
-      },
-      response: RESPONSE_ALREADY_SENT,
-    };
+    return new NodeLaterAnswer(this.env.outgoing, headers);
   }
 
   stream(headers: Record<string, string>, owner: SinkOwner): { sink: Sink; response: Response } {
@@ -87,6 +78,27 @@ export class NodeExchange implements Exchange {
 
   gone(): Response {
     return RESPONSE_ALREADY_SENT;
+  }
+}
+
+/**
+ * A held poll's answer on Node: it keeps just the ServerResponse (and where its headers come from),
+ * and the answer is one direct write. An object, not a closure: a closure made in `later` would
+ * keep the exchange, and through it the request, for the whole hold.
+ */
+class NodeLaterAnswer implements LaterAnswer {
+  readonly response = RESPONSE_ALREADY_SENT;
+
+  constructor(
+    private readonly out: ServerResponse,
+    private readonly headers?: () => Record<string, string>,
+  ) {}
+
+  answer(body: string, close?: boolean): void {
+    const out = this.out;
+    if (out.destroyed) return;
+    out.writeHead(200, { ...JSON_HEADERS, ...this.headers?.(), "Content-Length": Buffer.byteLength(body), ...(close ? { Connection: "close" } : {}) });
+    out.end(body);
   }
 }
 
