@@ -45,16 +45,33 @@ export class Hub implements SubscriberHost {
     flushDelayMs = 0,
   ) {
     this.pacer = new FlushPacer(flushDelayMs);
+    // The passes over every subscriber (these, publish and flush) call each one in a try of their
+    // own, not through `guard` and a closure per subscriber: ten thousand idle streams then cost
+    // ten thousand closures a second, and a process that never stops allocating never looks idle
+    // to V8, which then keeps the heap's empty pages (the RSS of 10,000 idle SSE streams stayed
+    // ~3 KB per stream above what it settles at without them).
     if (heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => {
-        for (const s of this.subscribers) this.guard(s, () => s.heartbeat());
+        for (const s of this.subscribers) {
+          try {
+            s.heartbeat();
+          } catch (e) {
+            this.failed(s, e);
+          }
+        }
       }, heartbeatMs);
       unref(this.heartbeatTimer);
     }
     // Hints that change as the process fills or empties (the spread) are retold within a second, not
     // a heartbeat (25 s) later: the first clients after a deploy were told ~0 ms.
     this.hintTimer = setInterval(() => {
-      for (const s of this.subscribers) this.guard(s, () => s.retell());
+      for (const s of this.subscribers) {
+        try {
+          s.retell();
+        } catch (e) {
+          this.failed(s, e);
+        }
+      }
     }, HINT_TICK_MS);
     unref(this.hintTimer);
   }
@@ -64,12 +81,17 @@ export class Hub implements SubscriberHost {
     try {
       fn();
     } catch (e) {
-      this.onError(e);
-      try {
-        s.close();
-      } catch {
-        this.remove(s, [...s.positions.keys()], true);
-      }
+      this.failed(s, e);
+    }
+  }
+
+  /** A subscriber threw: reported and closed (or, if closing throws too, dropped); the others go on. */
+  private failed(s: Subscriber, e: unknown): void {
+    this.onError(e);
+    try {
+      s.close();
+    } catch {
+      this.remove(s, [...s.positions.keys()], true);
     }
   }
 
@@ -96,7 +118,14 @@ export class Hub implements SubscriberHost {
   publish(o: Outgoing): void {
     this.pacer.published();
     const set = this.channels.get(o.channel);
-    if (set) for (const s of set) this.guard(s, () => s.offer(o));
+    if (!set) return;
+    for (const s of set) {
+      try {
+        s.offer(o);
+      } catch (e) {
+        this.failed(s, e);
+      }
+    }
   }
 
   markDirty(s: Subscriber): void {
@@ -119,7 +148,11 @@ export class Hub implements SubscriberHost {
       if (!batch) continue;
       this.delivered += batch.length;
       this.tally.delivered[s.kind] += batch.length;
-      this.guard(s, () => s.send(batch, null));
+      try {
+        s.send(batch, null);
+      } catch (e) {
+        this.failed(s, e);
+      }
     }
     this.pacer.end();
   };

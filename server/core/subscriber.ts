@@ -3,6 +3,7 @@ import type { Backend } from "./backend.js";
 import { CatchUp } from "./catch-up.js";
 import { allowed, type Identity } from "./targeting.js";
 import type { Outgoing } from "./outgoing.js";
+import { Positions } from "./positions.js";
 import type { Tally } from "./tally.js";
 
 import type { TransportKind } from "./kinds.js";
@@ -50,13 +51,16 @@ const RETRY_MS = [100, 250, 500, 1000, 2000, 5000];
 export abstract class Subscriber {
   abstract readonly kind: TransportKind;
   /** channel → last message id delivered or passed over; a channel is live once it has a position. */
-  readonly positions = new Map<string, number>();
+  readonly positions = new Positions();
   private loading = 0;
   private early: Outgoing[] | null = null;
   /** A reset that came while loading, told at `endLoading` (the transport cannot write before). */
   private resetWhileLoading?: string;
-  /** Messages due at the next flush; the hub flushes once per tick, so a burst becomes one write. */
-  private pending: Outgoing[] = [];
+  /**
+   * Messages due at the next flush; the hub flushes once per tick, so a burst becomes one write.
+   * Null while none are: an idle connection keeps no empty array.
+   */
+  private pending: Outgoing[] | null = null;
   closed = false;
 
   constructor(
@@ -67,8 +71,8 @@ export abstract class Subscriber {
   /** The hub's flush: the messages due, taken (none for a closed subscriber). */
   takePending(): Outgoing[] | null {
     const batch = this.pending;
-    if (!batch.length || this.closed) return null;
-    this.pending = [];
+    if (!batch?.length || this.closed) return null;
+    this.pending = null;
     return batch;
   }
 
@@ -94,7 +98,7 @@ export abstract class Subscriber {
     if (pos === undefined || o.id <= pos) return;
     this.positions.set(o.channel, o.id);
     if (o.targeted && !allowed(o.message, this.who)) return;
-    if (this.pending.push(o.targeted ? o.for(this.who) : o) === 1) this.hub.markDirty(this);
+    if ((this.pending ??= []).push(o.targeted ? o.for(this.who) : o) === 1) this.hub.markDirty(this);
   }
 
   /**
@@ -189,7 +193,7 @@ export abstract class Subscriber {
       // `endLoading` tells the client and lets through what the new epoch brought meanwhile.
       for (const ch of this.positions.keys()) this.positions.set(ch, 0);
       this.early = null;
-      this.pending = [];
+      this.pending = null;
       this.resetWhileLoading = epoch;
       return;
     }
@@ -199,7 +203,7 @@ export abstract class Subscriber {
       this.positions.set(ch, 0);
       data[ch] = 0;
     }
-    this.pending = [];
+    this.pending = null;
     this.send([], data);
   }
 

@@ -61,16 +61,7 @@ export class NodeExchange implements Exchange {
   }
 
   later(headers?: () => Record<string, string>): LaterAnswer {
-    // The held poll keeps just the ServerResponse; the answer is one direct write.
-    const out = this.env.outgoing;
-    return {
-      answer: (body, close) => {
-        if (out.destroyed) return;
-        out.writeHead(200, { ...JSON_HEADERS, ...headers?.(), "Content-Length": Buffer.byteLength(body), ...(close ? { Connection: "close" } : {}) });
-        out.end(body);
-      },
-      response: RESPONSE_ALREADY_SENT,
-    };
+    return new NodeLaterAnswer(this.env.outgoing, headers);
   }
 
   stream(headers: Record<string, string>, owner: SinkOwner): { sink: Sink; response: Response } {
@@ -79,12 +70,35 @@ export class NodeExchange implements Exchange {
     out.writeHead(200, headers);
     if (this.fast.flatHead) flattenHead(out);
     // The client may have left while the backlog was read: then it is gone already.
-    if (!onClientGone(this.env.incoming, out, sink.gone)) queueMicrotask(sink.gone);
+    // Bound, not an arrow field of the sink: 48 bytes, where a closure and its context took twice that.
+    const gone = sink.gone.bind(sink);
+    if (!onClientGone(this.env.incoming, out, gone)) queueMicrotask(gone);
     return { sink, response: RESPONSE_ALREADY_SENT };
   }
 
   gone(): Response {
     return RESPONSE_ALREADY_SENT;
+  }
+}
+
+/**
+ * A held poll's answer on Node: it keeps just the ServerResponse (and where its headers come from),
+ * and the answer is one direct write. An object, not a closure: a closure made in `later` would
+ * keep the exchange, and through it the request, for the whole hold.
+ */
+class NodeLaterAnswer implements LaterAnswer {
+  readonly response = RESPONSE_ALREADY_SENT;
+
+  constructor(
+    private readonly out: ServerResponse,
+    private readonly headers?: () => Record<string, string>,
+  ) {}
+
+  answer(body: string, close?: boolean): void {
+    const out = this.out;
+    if (out.destroyed) return;
+    out.writeHead(200, { ...JSON_HEADERS, ...this.headers?.(), "Content-Length": Buffer.byteLength(body), ...(close ? { Connection: "close" } : {}) });
+    out.end(body);
   }
 }
 

@@ -31,12 +31,12 @@ export class NodeSink implements Sink {
     private readonly fast: FastPaths,
   ) {}
 
-  /** The client left: told by the connection watch (connection.ts). */
-  readonly gone = (): void => {
+  /** The client left: told by the connection watch (connection.ts), with `this` bound (exchange.ts). */
+  gone(): void {
     if (this.ended) return;
     this.ended = true;
     this.owner.finish();
-  };
+  }
 
   write(chunk: string): void {
     if (!this.ended) this.out.write(chunk);

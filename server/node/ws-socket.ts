@@ -32,11 +32,15 @@ export class NodeWsSocket implements WsSocket {
     return bytes.length < this.threshold ? null : textFrame(deflatePayload(bytes, this.windowBits), true);
   }
 
-  /** Hands the socket's frames and its end to the transport. */
+  /**
+   * Hands the socket's frames and its end to the transport. Bound functions, the end's one for both
+   * events: three closures and their shared context took twice as much of every idle socket.
+   */
   connect(peer: WsPeer): void {
-    this.ws.on("message", (data: Buffer, isBinary) => peer.receive(isBinary ? null : data.toString("utf8"), data.length));
-    this.ws.on("close", () => peer.gone());
-    this.ws.on("error", () => peer.gone());
+    const gone = peer.gone.bind(peer);
+    this.ws.on("message", receiveFrame.bind(peer));
+    this.ws.on("close", gone);
+    this.ws.on("error", gone);
   }
 
   get open(): boolean {
@@ -95,4 +99,9 @@ export class NodeWsSocket implements WsSocket {
   resume(): void {
     this.ws.resume();
   }
+}
+
+/** A frame from `ws`, to the transport (`this`): its text (null when binary) and its size. */
+function receiveFrame(this: WsPeer, data: Buffer, isBinary: boolean): void {
+  this.receive(isBinary ? null : data.toString("utf8"), data.length);
 }

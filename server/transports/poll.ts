@@ -4,11 +4,12 @@ import type { Subscription } from "../../src/subscription.js";
 import { encodeChunk } from "../../src/wire.js";
 import { CatchUp } from "../core/catch-up.js";
 import type { Outgoing } from "../core/outgoing.js";
-import { Subscriber, type CatchUpPage } from "../core/subscriber.js";
+import { type Held, HoldQueue } from "../core/hold-queue.js";
+import { Subscriber, type CatchUpPage, type CatchUpWriter } from "../core/subscriber.js";
 import type { Identity } from "../core/targeting.js";
 import { batchJson, beginStream, CHUNKED_TYPE, NO_CACHE, pageStatus, reportLate } from "./common.js";
 import type { HeldPollSlot, TransportContext } from "./context.js";
-import type { Exchange, Sink } from "./io.js";
+import type { Exchange, LaterAnswer, Sink } from "./io.js";
 
 /**
  * The slot a held poll takes for message_bus's `__seq` rule (a newer long-poll replaces an older
@@ -19,9 +20,21 @@ export function pollSlot(who: Identity): string {
   return JSON.stringify([who.clientId, who.userId ?? null, who.siteId ?? null]);
 }
 
+/** One queue per hold time, so that ten thousand held polls share one timer (hold-queue.ts). */
+const holdQueues = new Map<number, HoldQueue>();
+
+function holdQueue(ms: number): HoldQueue {
+  let q = holdQueues.get(ms);
+  if (!q) holdQueues.set(ms, (q = new HoldQueue(ms)));
+  return q;
+}
+
 /** A held long-poll or chunked stream; message_bus's `__seq` lets a newer one replace an older one. */
-abstract class HeldPoll extends Subscriber {
-  private timer?: NodeJS.Timeout;
+abstract class HeldPoll extends Subscriber implements Held {
+  heldPrev: Held | null = null;
+  heldNext: Held | null = null;
+  heldUntil = 0;
+  private queue?: HoldQueue;
 
   constructor(
     ctx: TransportContext,
@@ -36,13 +49,19 @@ abstract class HeldPoll extends Subscriber {
   private readonly polls: Map<string, HeldPollSlot>;
 
   hold(ms: number): void {
-    if (!this.closed) this.timer = setTimeout(() => this.close(), ms);
+    if (this.closed) return;
+    this.queue = holdQueue(ms);
+    this.queue.add(this);
+  }
+
+  expire(): void {
+    this.close();
   }
 
   finish(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
+    this.queue?.remove(this);
     this.leave();
     if (this.polls.get(this.slot) === this) this.polls.delete(this.slot);
   }
@@ -51,7 +70,7 @@ abstract class HeldPoll extends Subscriber {
 class LongPoll extends HeldPoll {
   readonly kind = "long-poll";
   /** Set once the poll is held; an answer due before that waits in `answered` for handlePoll. */
-  answer?: (body: string, close?: boolean) => void;
+  later?: LaterAnswer;
   answered?: string;
 
   send(batch: Outgoing[], status: StatusData | null): void {
@@ -69,8 +88,18 @@ class LongPoll extends HeldPoll {
   respond(body: string, close = false): void {
     if (this.closed) return;
     this.finish();
-    if (this.answer) this.answer(body, close);
+    if (this.later) this.later.answer(body, close);
     else this.answered = body;
+  }
+
+  /** The catch-up's one page: something due (or to be said) is answered at once, the rest with the next poll. */
+  writer(): CatchUpWriter {
+    return {
+      page: ({ cu, messages }) => {
+        const status = cu.status();
+        if (messages.length || status) this.send(messages, status);
+      },
+    };
   }
 }
 
@@ -162,59 +191,66 @@ export async function handlePoll(ctx: TransportContext, x: Exchange, sub: Subscr
   const poll: HeldPoll = chunked ? new ChunkedPoll(ctx, who, seq, slot, ctx.limits) : new LongPoll(ctx, who, seq, slot);
   ctx.longPolls.set(slot, poll);
   // Pipelined behind another response on this connection: hold nothing until it is this one's turn.
-  if (!(await x.turn()) || !x.onGone(() => poll.finish())) {
+  // No closure here, nor in the functions below while a poll is held: one made in this function
+  // would share its context, and keep the exchange and the parsed subscription for the whole hold.
+  if (!(await x.turn()) || !x.onGone(poll.finish.bind(poll))) {
     poll.finish();
     return x.gone();
   }
   if (poll.closed) return x.json("[]", hints); // replaced while waiting for its turn
+  return poll instanceof LongPoll ? holdLongPoll(ctx, x, sub, poll, size, hints) : streamChunked(ctx, x, sub, poll as ChunkedPoll, size, hints);
+}
 
-  if (poll instanceof LongPoll) {
-    try {
-      await poll.load(ctx.backend, sub.positions, sub.epoch, {
-        page: ({ cu, messages }) => {
-          // Something is due (or must be said): answered at once, the rest with the next poll.
-          const status = cu.status();
-          if (messages.length || status) poll.send(messages, status);
-        },
-      }, { pageBytes: size });
-    } catch (e) {
-      poll.finish();
-      throw e;
-    }
-    if (poll.answered !== undefined) return x.json(poll.answered, hints);
-    if (poll.closed) return x.json("[]", hints); // replaced or aborted while reading the backlog
-    // Held: the runtime keeps what it needs to answer later (on Node, just the response object).
-    // Its hints as of the answer: the process may have filled up while it was held.
-    const later = x.later(() => ({ "X-Cometbus-Spread": String(ctx.spreadMs()) }));
-    poll.answer = later.answer;
-    poll.hold(ctx.longPollTimeout);
-    return later.response;
+async function holdLongPoll(ctx: TransportContext, x: Exchange, sub: Subscription, poll: LongPoll, size: number, hints: Record<string, string>): Promise<Response> {
+  try {
+    await poll.load(ctx.backend, sub.positions, sub.epoch, poll.writer(), { pageBytes: size });
+  } catch (e) {
+    poll.finish();
+    throw e;
   }
+  if (poll.answered !== undefined) return x.json(poll.answered, hints);
+  if (poll.closed) return x.json("[]", hints); // replaced or aborted while reading the backlog
+  // Held: the runtime keeps what it needs to answer later (on Node, just the response object).
+  // Its hints as of the answer: the process may have filled up while it was held.
+  const later = x.later(spreadHints(ctx));
+  poll.later = later;
+  poll.hold(ctx.longPollTimeout);
+  return later.response;
+}
 
-  const chunkedPoll = poll as ChunkedPoll;
+/** Per bus, one function that gives a held poll's answer its spread hint as of the answer. */
+const hintsOf = new WeakMap<TransportContext, () => Record<string, string>>();
+
+function spreadHints(ctx: TransportContext): () => Record<string, string> {
+  let f = hintsOf.get(ctx);
+  if (!f) hintsOf.set(ctx, (f = () => ({ "X-Cometbus-Spread": String(ctx.spreadMs()) })));
+  return f;
+}
+
+async function streamChunked(ctx: TransportContext, x: Exchange, sub: Subscription, poll: ChunkedPoll, size: number, hints: Record<string, string>): Promise<Response> {
   let response: Response | undefined;
   let begun: boolean;
   try {
     begun = await beginStream(
       (began) =>
-        chunkedPoll.load(ctx.backend, sub.positions, sub.epoch, {
+        poll.load(ctx.backend, sub.positions, sub.epoch, {
           begin: () => {
-            const opened = x.stream({ ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no", ...hints }, chunkedPoll);
-            chunkedPoll.sink = opened.sink;
+            const opened = x.stream({ ...NO_CACHE, "Content-Type": CHUNKED_TYPE, "X-Accel-Buffering": "no", ...hints }, poll);
+            poll.sink = opened.sink;
             response = opened.response;
-            chunkedPoll.hold(ctx.longPollTimeout);
+            poll.hold(ctx.longPollTimeout);
             began();
           },
-          page: (p) => chunkedPoll.page(p),
+          page: (p) => poll.page(p),
         }, { pageBytes: size }),
       // The stream is open: a store read failing half-way ends it; the client resumes from its positions.
       (e) => {
         reportLate(ctx, e);
-        chunkedPoll.cut();
+        poll.cut();
       },
     );
   } catch (e) {
-    chunkedPoll.finish();
+    poll.finish();
     throw e;
   }
   return begun && response ? response : x.json("[]", hints); // replaced or aborted before the stream began

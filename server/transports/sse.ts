@@ -37,16 +37,15 @@ class SseSubscriber extends Subscriber {
 
   /** The spread hint this client last heard; null until the stream's head told it. */
   toldSpread: number | null = null;
-  private readonly spread: () => number;
 
   constructor(
-    ctx: TransportContext,
+    // Kept for its spread hint: a closure asking it took a function and a context per stream.
+    private readonly ctx: TransportContext,
     who: Identity,
     channels: string[],
     private readonly limits: Pick<Limits, "maxBufferedBytes" | "maxStallMs">,
   ) {
     super(ctx.hub, who);
-    this.spread = () => ctx.spreadMs();
     if (channels.length > 1) this.index = new Map(channels.map((ch, i) => [ch, i]));
     this.channel0 = channels[0];
     this.sent = channels.map(() => 0);
@@ -152,7 +151,7 @@ class SseSubscriber extends Subscriber {
   override retell(): void {
     // Not before the head told the first hint (the catch-up may still be read).
     if (this.closed || !this.sink || this.toldSpread === null) return;
-    const spread = this.spread();
+    const spread = this.ctx.spreadMs();
     if (!spreadMoved(this.toldSpread, spread)) return;
     // Without an id, so an EventSource's Last-Event-ID stays the last message's.
     this.toldSpread = spread;
