@@ -8,15 +8,22 @@ export class ByteMeter {
   private ended = 0;
   private readonly live = new Set<Socket>();
   private readonly seen = new WeakSet<Socket>();
+  /** One listener for every socket (`this` is the socket), not a closure kept by each idle one. */
+  private readonly closed: (this: Socket) => void;
+
+  constructor() {
+    const meter = this;
+    this.closed = function () {
+      meter.live.delete(this);
+      meter.ended += this.bytesWritten;
+    };
+  }
 
   track(socket: Socket): void {
     if (this.seen.has(socket)) return;
     this.seen.add(socket);
     this.live.add(socket);
-    socket.once("close", () => {
-      this.live.delete(socket);
-      this.ended += socket.bytesWritten;
-    });
+    socket.on("close", this.closed);
   }
 
   get total(): number {

@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
@@ -94,13 +94,21 @@ export async function listen(link: NodeLink, port: number, hostname: string, app
 function spareSockets(server: Server): { closeAll(): void; destroyAll(): void } {
   const sockets = new Set<Socket>();
   const busy = new WeakSet<Duplex>();
+  // One listener for all, reading `this`: a closure per connection and per request (each wrapped by
+  // Node's `once`) was most of what an idle stream or held poll kept beyond bare node:http (~0.85 KB).
+  function forget(this: Socket) {
+    sockets.delete(this);
+  }
+  function done(this: ServerResponse) {
+    busy.delete(this.req.socket);
+  }
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.on("close", forget);
   });
-  server.on("request", (req: IncomingMessage, res) => {
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     busy.add(req.socket);
-    res.once("close", () => busy.delete(req.socket));
+    res.on("close", done);
   });
   server.on("upgrade", ownUpgradeListener((_req: IncomingMessage, socket: Duplex) => busy.add(socket)));
   return {
