@@ -2,7 +2,8 @@
 // `npm run bench`: every scenario against cometbus and the baselines, in one run.
 //   --quick            shorter and smaller, for iterating
 //   --only a,b         scenarios by name (fanout-1k-r20, fanout-1k, fanout-max, idle-10k, poll-rps, publish)
-//   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse")
+//   --targets x,y      targets whose name contains one of these ("cometbus", "ws", "nchan sse");
+//                      "=name" only that target ("=cometbus ws", not "cometbus ws · bun")
 //   --workers N        generator processes (default 1)
 //   --repeat N         run every cell N times (default 1), interleaved: A, B, A, B (drift favours none)
 //   --profile          servers run under node --cpu-prof; profiles land in bench/results/profiles/
@@ -84,7 +85,7 @@ const started = Date.now();
 for (const sc of SCENARIOS) {
   if (only && !only.includes(sc.name)) continue;
   const rows = (results.scenarios[sc.name] = { describe: sc.describe(opts), cells: [] });
-  const targets = sc.targets(opts).filter((t) => !filters || filters.some((f) => t.includes(f)));
+  const targets = sc.targets(opts).filter((t) => !filters || filters.some((f) => (f.startsWith("=") ? t === f.slice(1) : t.includes(f))));
   const repeat = Number(values.repeat);
   // Round by round, every target once a round: a machine that slows down (other work, heat) costs
   // every target alike instead of the ones that happen to run last.

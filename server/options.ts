@@ -169,6 +169,8 @@ export function resolveOptions(options: MessageBusOptions): { options: ResolvedO
   if (limits.maxBufferedBytes < limits.maxMessageBytes) {
     throw new RangeError(`cometbus: limits.maxBufferedBytes (${limits.maxBufferedBytes}) must be at least limits.maxMessageBytes (${limits.maxMessageBytes})`);
   }
+  // NaN or a negative hold would answer every long-poll at once, or (held for a NaN deadline) never.
+  if (!(resolved.longPollTimeout >= 0)) throw new RangeError(`cometbus: longPollTimeout must be a number of ms ≥ 0 (Infinity: held until something is due), not ${resolved.longPollTimeout}`);
   deflateSettings(resolved.perMessageDeflate);
   return { options: resolved, limits };
 }

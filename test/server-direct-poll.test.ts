@@ -2,7 +2,8 @@ import { createServer, type Server } from "node:http";
 import net from "node:net";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MessageBus, type MessageBusOptions } from "../server/index.js";
+import { MemoryBackend, MessageBus, type MessageBusOptions, type Snapshot } from "../server/index.js";
+import { startServer } from "./helpers/server.js";
 import type { RouteBus } from "../server/http/route-deps.js";
 import { directPoll } from "../server/node/direct-poll.js";
 import { probeFastPaths } from "../server/node/fast-paths.js";
@@ -41,7 +42,9 @@ async function probe(options: MessageBusOptions) {
         }
       });
       socket.on("error", reject);
-      socket.write(`${head}\r\nHost: 127.0.0.1\r\n${body ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : ""}\r\n${body}`);
+      // A head that says its own Host (or is HTTP/1.0, which needs none) is sent as it is.
+      const host = /\r\nHost:/i.test(head) || head.endsWith("HTTP/1.0") ? "" : "\r\nHost: 127.0.0.1";
+      socket.write(`${head}${host}\r\n${body ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : ""}\r\n${body}`);
     });
   return {
     send,
@@ -89,6 +92,12 @@ describe("the direct poll path", () => {
     "POST http://127.0.0.1/mb/abc/poll HTTP/1.1",
     `POST /mb/${"a".repeat(65)}/poll HTTP/1.1`,
     "POST /mb/abc/poll HTTP/1.1\r\nTransfer-Encoding: chunked",
+    // Hosts @hono/node-server must parse a URL for (or refuses: no Host, a port past 65535).
+    "POST /mb/abc/poll HTTP/1.0",
+    "POST /mb/abc/poll HTTP/1.1\r\nHost: a:99999",
+    "POST /mb/abc/poll HTTP/1.1\r\nHost: u@h",
+    "POST /mb/abc/poll HTTP/1.1\r\nHost: EXAMPLE.com",
+    "POST /mb/abc/poll HTTP/1.1\r\nHost: [::1]:3000",
   ])("leaves %s to Hono", async (head) => {
     expect((await plain.send(head)).taken).toBe(false);
   });
@@ -105,6 +114,50 @@ describe("the direct poll path", () => {
       expect(await p.send("POST /mb/abc/poll?dlp=t HTTP/1.1", '{"/a":0}')).toEqual({ taken: false, status: 418 });
     } finally {
       await p.close();
+    }
+  });
+});
+
+describe("errors after the body was read", () => {
+  /** A store whose reads fail with an error that is nobody's fault but its own. */
+  class BrokenBackend extends MemoryBackend {
+    override async snapshot(): Promise<Snapshot> {
+      throw new Error("the store broke (test)");
+    }
+  }
+
+  it.each<[string, MessageBusOptions]>([
+    ["direct", {}],
+    ["through Hono (a lookup is set)", { userIdLookup: () => 1 }],
+  ])("%s: a POST poll is answered 500 and the error reported (Node destroys a request once its body is read: that is not the client leaving)", async (_name, options) => {
+    const errors: unknown[] = [];
+    const server = await startServer({ ...options, backend: new BrokenBackend(), onError: (e) => errors.push(e) });
+    try {
+      const res = await fetch(`${server.base}/abc/poll?dlp=t`, { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"/a":0}', signal: AbortSignal.timeout(5000) });
+      expect({ status: res.status, body: await res.json() }).toEqual({ status: 500, body: { error: "internal error" } });
+      expect(errors.map((e) => (e as Error).message)).toEqual(["the store broke (test)"]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an onError that throws costs the connection, not the process", async () => {
+    const server = await startServer({
+      backend: new BrokenBackend(),
+      onError: () => {
+        throw new Error("onError itself broke (test)");
+      },
+    });
+    try {
+      const answered = await fetch(`${server.base}/abc/poll?dlp=t&/a=0`, { signal: AbortSignal.timeout(5000) }).then(
+        (r) => r.status,
+        () => "connection closed",
+      );
+      expect(answered).toBe("connection closed");
+      // Still serving.
+      expect((await fetch(`${server.base}/stats`)).status).toBe(200);
+    } finally {
+      await server.close();
     }
   });
 });

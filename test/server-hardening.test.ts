@@ -468,6 +468,11 @@ describe("what writing the protocol document turned up", () => {
     expect(() => new MessageBus({ limits: { maxBufferedBytes: 1024, maxMessageBytes: 4096 } })).toThrow(/maxBufferedBytes \(1024\) must be at least limits.maxMessageBytes \(4096\)/);
   });
 
+  it("a long-poll timeout that is not a number of ms is refused at once; Infinity holds until something is due", () => {
+    for (const bad of [NaN, -1]) expect(() => new MessageBus({ longPollTimeout: bad })).toThrow(/longPollTimeout must be a number of ms ≥ 0/);
+    expect(new MessageBus({ longPollTimeout: Infinity }).options.longPollTimeout).toBe(Infinity);
+  });
+
   it("a backend whose epoch would break SSE ids and __epoch is refused at start", async () => {
     const backend = new MemoryBackend();
     backend.epoch = "bad:epoch";

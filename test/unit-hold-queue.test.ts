@@ -27,6 +27,22 @@ afterEach(() => {
 });
 
 describe("HoldQueue", () => {
+  it.each([Infinity, 2 ** 40])("holds for %s ms without a timer that fires every millisecond", (ms) => {
+    // Node runs a timer of more than 2^31 - 1 ms (or of Infinity) after 1 ms: one armed with it
+    // would wake the process a thousand times a second for as long as a poll is held.
+    const armed = vi.spyOn(globalThis, "setTimeout");
+    const q = new HoldQueue(ms);
+    const a = new Item(1);
+    q.add(a);
+    vi.advanceTimersByTime(10_000);
+    expect(a.expiredAt).toBeNull();
+    expect(armed).toHaveBeenCalledTimes(1);
+    expect(armed.mock.calls[0][1]).toBe(2 ** 31 - 1);
+    q.remove(a);
+    expect(vi.getTimerCount()).toBe(0);
+    armed.mockRestore();
+  });
+
   it("expires each item when its time is up, not before, and keeps no timer once empty", () => {
     const q = new HoldQueue(1000);
     const a = new Item(1);

@@ -1,3 +1,6 @@
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Something held until a deadline, linked into its queue by fields of its own. */
 export interface Held {
   heldPrev: Held | null;
@@ -48,8 +51,10 @@ export class HoldQueue {
 
   private arm(): void {
     // A timer may fire a fraction of a millisecond before a deadline read with performance.now():
-    // rounded up, so an item never expires early.
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(this.head!.heldUntil - performance.now())));
+    // rounded up, so an item never expires early. A delay past what a timer takes (or none, Infinity:
+    // held for ever) fires after 1 ms in Node, again and again: waited out in the longest steps instead.
+    const wait = Math.ceil(this.head!.heldUntil - performance.now());
+    this.timer = setTimeout(this.fire, wait < 1 ? 1 : wait < MAX_TIMER_MS ? wait : MAX_TIMER_MS);
   }
 
   private readonly fire = (): void => {

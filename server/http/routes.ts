@@ -71,9 +71,10 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
   };
 
   app.on(["GET", "POST"], "/:clientId/poll", limit, async (c) => {
-    const no = refused(c, !c.req.url.includes("dlp=t"));
-    if (no) return no;
     const x = c.get("x");
+    // The query, not the URL: a Host of `dlp=t` would otherwise pass a long-poll for a short poll.
+    const no = refused(c, !x.search.includes("dlp=t"));
+    if (no) return no;
     const { sub, who } = await readSubscribe(bus, c, x);
     return handlePoll(bus.transports, x, sub, who);
   });

@@ -126,7 +126,9 @@ function releaseRequest(this: ServerResponse): void {
 
 /** Whether the request's client has already gone (its body read failed because it left). */
 export function clientLeft(req: IncomingMessage): boolean {
-  return !!(req.destroyed || req.readableAborted || socketGone(socketOf(req)));
+  // Not `req.destroyed` alone: Node destroys a request once its body has been read in full, and the
+  // client is still there to be answered (an error after the body was read went unanswered).
+  return !!(req.readableAborted || (req.destroyed && !req.complete) || socketGone(socketOf(req)));
 }
 
 /**

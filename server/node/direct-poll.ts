@@ -13,6 +13,9 @@ import type { NodeLink } from "./attach.js";
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** A lower-case name or IPv4 address, with a port of four or five digits up to 59999 or none. */
+const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-9]\d{3}|[1-5]\d{4}))?$/;
+
 /** The bus's own node:http listener: polls straight (see directPoll), the rest through `routes`. */
 export function withDirectPolls(link: NodeLink, routes: Listener): Listener {
   const direct = directPoll(link.base, link.routeBus(), link.fast);
@@ -29,7 +32,7 @@ export function withDirectPolls(link: NodeLink, routes: Listener): Listener {
  * the request: its own listener (`listen()` or `nodeHandler()`/`serveNode()` without an app, the
  * CLI), and no lookup or `authorize` hook (they are given a Hono Context). It answers exactly as the
  * routes do (server/http/route-answers.ts holds what both say); anything it does not recognise as
- * plainly a poll (another method, an encoded or odd path, a chunked body) goes to Hono as before.
+ * plainly a poll (another method, an encoded or odd path, an odd Host, a chunked body) goes to Hono as before.
  */
 export function directPoll(base: string, bus: RouteBus, fast: FastPaths): (req: IncomingMessage, res: ServerResponse) => boolean {
   const prefix = base + "/";
@@ -43,7 +46,12 @@ export function directPoll(base: string, bus: RouteBus, fast: FastPaths): (req: 
     if (!url.endsWith("/poll", end)) return false;
     const clientId = url.slice(prefix.length, end - 5);
     if (!CLIENT_ID_RE.test(clientId) || req.headers["transfer-encoding"] !== undefined) return false;
-    void servePoll(bus, new DirectExchange({ incoming: req, outgoing: res }, fast, bus), clientId, method === "GET");
+    // @hono/node-server refuses a request without a Host it can make a URL of (400). A host it takes
+    // without parsing a URL is taken here; any other (none, upper case, IPv6, an odd port) goes to it.
+    const host = req.headers.host;
+    if (host === undefined || !PLAIN_HOST.test(host)) return false;
+    // Nothing may escape (a throwing onError included): the connection goes, the process stays.
+    servePoll(bus, new DirectExchange({ incoming: req, outgoing: res }, fast, bus), clientId, method === "GET").catch(() => res.destroy());
     return true;
   };
 }
