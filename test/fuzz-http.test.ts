@@ -556,6 +556,46 @@ function property(name: string, arb: fc.Arbitrary<RawRequest>, runs = 40) {
     ));
 }
 
+/** Requests of every kind in one write, answered in order. */
+function pipelined(name: string) {
+  it(name, () =>
+    fuzz(
+      FILE,
+      name,
+      fc.asyncProperty(fc.array(printable(anyRequest), { minLength: 2, maxLength: 5 }), async (reqs) => {
+        await send(reqs);
+        await afterRun();
+      }),
+      { beforeEach: beforeRun, runs: 30, runTimeout: 20_000 },
+    ));
+}
+
+/** A request cut anywhere in its head or body, then closed or left open: no trace left. */
+function truncated(name: string, arb: fc.Arbitrary<RawRequest>) {
+  it(name, () =>
+    fuzz(
+      FILE,
+      name,
+      fc.asyncProperty(printable(arb), fc.nat(), fc.constantFrom(0, 0, 20, 120), async (req, at, openMs) => {
+        const data = serialize(req);
+        const cut = at % data.length;
+        const ex = await exchange(data, [req.method], { cut: { at: cut, openMs } });
+        // Nobody is left to read an answer; one may still come (an early 413, or Node's own bare
+        // 400 for the cut, which "malformed request heads" holds to the contract): never a 5xx.
+        const inHead = cut < data.indexOf("\r\n\r\n") + 4;
+        for (const res of ex.responses) {
+          if (res.status >= 500 && res.status !== 503) throw new Error(`cut at byte ${cut} of ${data.length}${inHead ? " (in the head)" : " (in the body)"}: status ${res.status} ${brief(res.body)}`);
+        }
+        // Let the server notice the connection is gone before asking it anything.
+        await new Promise((r) => setTimeout(r, 20));
+        await afterRun().catch((e: Error) => {
+          throw new Error(`cut at byte ${cut} of ${data.length} (${openMs} ms open): ${e.message}`);
+        });
+      }),
+      { beforeEach: beforeRun, runs: 40, runTimeout: 15_000 },
+    ));
+}
+
 describe(`fuzz: HTTP endpoints (FUZZ_SEED=${process.env.FUZZ_SEED ?? "default"})`, () => {
   property("poll (dlp, long-poll, chunked): JSON subscriptions of any shape", pollJsonRequest);
   property("poll: form bodies, raw invalid UTF-8, any Content-Type and framing", pollOtherRequest);
@@ -662,39 +702,9 @@ describe(`fuzz: HTTP endpoints (FUZZ_SEED=${process.env.FUZZ_SEED ?? "default"})
       { beforeEach: beforeRun, runs: 25, runTimeout: 15_000 },
     ));
 
-  it("pipelined requests (SSE, long-poll, chunked, poll, publish in one write) are answered in order", () =>
-    fuzz(
-      FILE,
-      "pipelined requests (SSE, long-poll, chunked, poll, publish in one write) are answered in order",
-      fc.asyncProperty(fc.array(printable(anyRequest), { minLength: 2, maxLength: 5 }), async (reqs) => {
-        await send(reqs);
-        await afterRun();
-      }),
-      { beforeEach: beforeRun, runs: 30, runTimeout: 20_000 },
-    ));
+  pipelined("pipelined requests (SSE, long-poll, chunked, poll, publish in one write) are answered in order");
 
-  it("truncated requests (cut in the head or the body, then closed or left open) leave no trace", () =>
-    fuzz(
-      FILE,
-      "truncated requests (cut in the head or the body, then closed or left open) leave no trace",
-      fc.asyncProperty(printable(anyRequest), fc.nat(), fc.constantFrom(0, 0, 20, 120), async (req, at, openMs) => {
-        const data = serialize(req);
-        const cut = at % data.length;
-        const ex = await exchange(data, [req.method], { cut: { at: cut, openMs } });
-        // Nobody is left to read an answer; one may still come (an early 413, or Node's own bare
-        // 400 for the cut, which "malformed request heads" holds to the contract): never a 5xx.
-        const inHead = cut < data.indexOf("\r\n\r\n") + 4;
-        for (const res of ex.responses) {
-          if (res.status >= 500 && res.status !== 503) throw new Error(`cut at byte ${cut} of ${data.length}${inHead ? " (in the head)" : " (in the body)"}: status ${res.status} ${brief(res.body)}`);
-        }
-        // Let the server notice the connection is gone before asking it anything.
-        await new Promise((r) => setTimeout(r, 20));
-        await afterRun().catch((e: Error) => {
-          throw new Error(`cut at byte ${cut} of ${data.length} (${openMs} ms open): ${e.message}`);
-        });
-      }),
-      { beforeEach: beforeRun, runs: 40, runTimeout: 15_000 },
-    ));
+  truncated("truncated requests (cut in the head or the body, then closed or left open) leave no trace", anyRequest);
 
   it("every contract channel can be subscribed to (JSON, form, query, SSE) and published to", () =>
     fuzz(
@@ -822,33 +832,7 @@ describe(`fuzz: polls answered straight from node:http (FUZZ_SEED=${process.env.
       { beforeEach: beforeRun, runs: 40, runTimeout: 20_000 },
     ));
 
-  it("pipelined requests on the direct server are answered in order", () =>
-    fuzz(
-      FILE,
-      "pipelined requests on the direct server are answered in order",
-      fc.asyncProperty(fc.array(printable(anyRequest), { minLength: 2, maxLength: 5 }), async (reqs) => {
-        await send(reqs);
-        await afterRun();
-      }),
-      { beforeEach: beforeRun, runs: 30, runTimeout: 20_000 },
-    ));
+  pipelined("pipelined requests on the direct server are answered in order");
 
-  it("truncated polls on the direct server leave no trace", () =>
-    fuzz(
-      FILE,
-      "truncated polls on the direct server leave no trace",
-      fc.asyncProperty(printable(pollRequest), fc.nat(), fc.constantFrom(0, 0, 20, 120), async (req, at, openMs) => {
-        const data = serialize(req);
-        const cut = at % data.length;
-        const ex = await exchange(data, [req.method], { cut: { at: cut, openMs } });
-        for (const res of ex.responses) {
-          if (res.status >= 500 && res.status !== 503) throw new Error(`cut at byte ${cut} of ${data.length}: status ${res.status} ${brief(res.body)}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-        await afterRun().catch((e: Error) => {
-          throw new Error(`cut at byte ${cut} of ${data.length} (${openMs} ms open): ${e.message}`);
-        });
-      }),
-      { beforeEach: beforeRun, runs: 40, runTimeout: 15_000 },
-    ));
+  truncated("truncated polls on the direct server leave no trace", pollRequest);
 });
