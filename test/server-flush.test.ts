@@ -60,9 +60,10 @@ describe("adaptive flush", () => {
     server = await startServer();
     client = await subscribed(server, "idle");
     for (let i = 1; i <= 20; i++) {
-      // Idle: publishes far apart (20 ms) next to a flush to one socket. (Published one per turn,
-      // a flush stretched past 1 ms by a loaded machine would rightly count as busy.)
-      await new Promise((r) => setTimeout(r, 20));
+      // Idle: publishes far apart (50 ms) next to a flush to one socket. (Published one per turn,
+      // a flush stretched past 1 ms by a loaded machine would rightly count as busy; 20 ms apart,
+      // one preempted for 10 ms once did, on two cores running 21 suites.)
+      await new Promise((r) => setTimeout(r, 50));
       const before = server.bus.stats().delivered;
       await server.bus.publish("/load", { i });
       await turn();
