@@ -8,7 +8,7 @@ import type { Limits } from "../src/limits.js";
 import { quote, utf8Length } from "../src/text.js";
 import { openBackend } from "./backends/load.js";
 import { MemoryLedger } from "./backends/memory-ledger.js";
-import { type Backend, BackendUnavailableError, type Id, type StoredMessage } from "./core/backend.js";
+import { type Backend, BackendUnavailableError, BusClosedError, type Id, type StoredMessage } from "./core/backend.js";
 import { Hub } from "./core/hub.js";
 import { Outgoing } from "./core/outgoing.js";
 import { type Handler, type RequestContext, RequestRunner } from "./core/requests.js";
@@ -256,7 +256,7 @@ export class MessageBus {
     const age = opts.maxBacklogAge ?? this.options.maxBacklogAge;
     if (!(size >= 1) || !(age > 0)) throw new ProtocolError("maxBacklogSize must be >= 1 and maxBacklogAge > 0");
     await this.started;
-    if (this.closing) throw new Error("cometbus: the bus is closed");
+    if (this.closing) throw new BusClosedError();
     const appended = this.backend.append({
       channel,
       data: data === undefined ? null : data,

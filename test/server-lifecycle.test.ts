@@ -166,6 +166,25 @@ describe("shutdown and slow consumers", () => {
     await closing;
   });
 
+  it("a publish that races the shutdown is told 503 with Retry-After, and nothing is logged", async () => {
+    const errors: unknown[] = [];
+    server = await startServer({ publishToken: "t", onError: (e) => errors.push(e) });
+    await server.bus.close();
+    // The HTTP server still takes requests for a moment (a drain's window, a deploy's last ones).
+    const res = await fetch(`${server.base}/publish`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer t" },
+      body: JSON.stringify({ channel: "/late", data: 1 }),
+    });
+    expect({ status: res.status, retry: res.headers.get("retry-after"), body: await res.json() }).toEqual({
+      status: 503,
+      retry: "1",
+      body: { error: "cometbus: the bus is closed, message not published" },
+    });
+    await expect(server.bus.publish("/late", 1)).rejects.toMatchObject({ name: "BusClosedError", status: 503 });
+    expect(errors).toEqual([]);
+  });
+
   it("a WebSocket that does not read is cut with 1013 and resumes from its position", async () => {
     server = await startServer({ limits: { maxBufferedBytes: 256 * 1024 } });
     const ws = new WsClient(wsUrl(server.base, "slow"));

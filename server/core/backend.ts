@@ -118,6 +118,19 @@ export function randomEpoch(): string {
  * A publish the store did not take (down, connection lost mid-way), worded so an operator knows
  * what happened. HTTP publishers get it as 503: try again later.
  */
+/**
+ * The bus was closed (a shutdown, a deploy): nothing is stored or read any more. A request that
+ * races the close is told 503 with `Retry-After`, so its client goes to another process; it is
+ * nobody's mistake, so nothing is logged.
+ */
+export class BusClosedError extends Error {
+  readonly status = 503;
+  constructor(what = "message not published") {
+    super(`cometbus: the bus is closed, ${what}`);
+    this.name = "BusClosedError";
+  }
+}
+
 export class BackendUnavailableError extends Error {
   readonly status = 503;
   /** What a client is told: no host, port or driver detail of the store. */

@@ -2,7 +2,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ProtocolError } from "../../src/errors.js";
 import { FALLBACK_PARAM, parseFallback } from "../../src/fallback.js";
-import { BackendUnavailableError } from "../core/backend.js";
+import { BackendUnavailableError, BusClosedError } from "../core/backend.js";
 import type { RouteBus } from "./route-deps.js";
 
 /**
@@ -29,6 +29,8 @@ export function clientError(bus: RouteBus, err: unknown): ErrorAnswer | undefine
   if (err instanceof HTTPException) return { status: err.status, error: err.message };
   // The shared store is down: the caller may retry. The driver's own words (hosts, ports) are the
   // operator's, reported once per outage by the backend, not an anonymous client's.
+  // A request that raced a shutdown: the client comes back to another process.
+  if (err instanceof BusClosedError) return { status: 503, error: err.message, headers: { "Retry-After": "1" } };
   if (err instanceof BackendUnavailableError) {
     bus.transports.hub.tally.storeUnavailable.subscribe++;
     return { status: 503, error: err.clientMessage, headers: { "Retry-After": "1" } };

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { ProtocolError } from "../../src/errors.js";
-import { BackendUnavailableError } from "../core/backend.js";
+import { BackendUnavailableError, BusClosedError } from "../core/backend.js";
 import { BUS_HEADERS, NO_CACHE } from "../transports/common.js";
 import type { Exchange } from "../transports/io.js";
 import { handlePoll } from "../transports/poll.js";
@@ -130,7 +130,7 @@ export function createRoutes(bus: RouteBus, runtime: RouteRuntime): Hono {
       });
     } catch (e) {
       // A publisher holds the token: the operator's own service, told what the store said.
-      if (e instanceof BackendUnavailableError) return c.json({ error: e.message }, 503, { "Retry-After": "1" });
+      if (e instanceof BackendUnavailableError || e instanceof BusClosedError) return c.json({ error: e.message }, 503, { "Retry-After": "1" });
       throw e;
     }
     return c.json({ global_id: r.globalId, message_id: r.messageId });
