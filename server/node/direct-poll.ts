@@ -100,6 +100,9 @@ function readBody(req: IncomingMessage): Promise<string | null> {
 
 const UTF8 = new TextDecoder();
 
+/** What an error answer carries, as Hono's `c.json` and the routes' middleware set it. */
+const ERROR_JSON_HEADERS: Record<string, string> = { "Content-Type": "application/json", ...ERROR_HEADERS };
+
 /** Node's exchange, its immediate answers written at once on the response (no web Response to translate). */
 class DirectExchange extends NodeExchange {
   constructor(
@@ -115,22 +118,24 @@ class DirectExchange extends NodeExchange {
   }
 
   override json(body: string, headers?: Record<string, string>): Response {
-    this.write(200, body, headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS);
+    this.write(200, body, JSON_HEADERS, headers);
     return RESPONSE_ALREADY_SENT;
   }
 
   /** An error as the routes answer it: `{ "error": … }`, never cached, never sniffed. */
   error(a: ErrorAnswer): void {
-    this.write(a.status, JSON.stringify({ error: a.error }), { "Content-Type": "application/json", ...ERROR_HEADERS, ...a.headers });
+    this.write(a.status, JSON.stringify({ error: a.error }), ERROR_JSON_HEADERS, a.headers);
   }
 
-  private write(status: number, body: string, headers: Record<string, string>): void {
+  /** One head object per answer (a poll's hot path): the bus's headers, then the answer's own. */
+  private write(status: number, body: string, base: Record<string, string>, extra?: Record<string, string>): void {
     const out = this.env.outgoing;
     if (out.destroyed || out.headersSent) return;
+    const head: Record<string, string> = { ...base, ...extra, "Content-Length": String(Buffer.byteLength(body)) };
     // Draining: every answer closes its connection, so the client's next request goes through the
     // load balancer to another process (as the routes' middleware says it).
-    const close = this.bus.draining() ? { Connection: "close" } : undefined;
-    out.writeHead(status, { ...headers, "Content-Length": String(Buffer.byteLength(body)), ...close });
+    if (this.bus.draining()) head.Connection = "close";
+    out.writeHead(status, head);
     out.end(body);
   }
 }
