@@ -57,6 +57,7 @@ export function onClientGone(req: IncomingMessage, out: ServerResponse, fn: () =
     return true;
   }
   // Still queued behind another response (pipelining): Node will emit nothing for it if the connection dies.
+  // The transports ask only once it is their turn (ownTurn), so today this is a guard for a caller that does not.
   let done = false;
   const once = () => {
     if (done) return;
