@@ -11,6 +11,7 @@ import type { Listening } from "../server/node/listen.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
 import { waitFor } from "./helpers/wait.js";
+import { PAGE_HELPERS } from "./fixtures/page-scripts.js";
 
 const enabled = requireService("chromium", hasChromium(), "apt-get install chromium");
 
@@ -33,16 +34,7 @@ const PAGE = `<!doctype html>
       bus.subscribe(ch, function (data, globalId, messageId) { got[ch].push([messageId, data]); }, -1);
     });
   };
-  window.replies = [];
-  window.askAll = function (n) {
-    for (var i = 1; i <= n; i++) {
-      bus.request("n", i).then(function (r) { replies.push(r); }, function (e) { replies.push("error: " + e.message); });
-    }
-  };
-  window.setHidden = function (hidden) {
-    Object.defineProperty(document, "visibilityState", { configurable: true, get: function () { return hidden ? "hidden" : "visible"; } });
-    document.dispatchEvent(new Event("visibilitychange"));
-  };
+  ${PAGE_HELPERS}
 </script></body></html>`;
 
 interface Served extends Listening {

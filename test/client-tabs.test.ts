@@ -11,6 +11,7 @@ import type { Listening } from "../server/node/listen.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
 import { waitFor } from "./helpers/wait.js";
+import { PAGE_HELPERS } from "./fixtures/page-scripts.js";
 
 const enabled = requireService("chromium", hasChromium(), "apt-get install chromium");
 
@@ -29,16 +30,7 @@ const PAGE = `<!doctype html>
     });
     return bus.clientId;
   };
-  window.replies = [];
-  window.askAll = function (n) {
-    for (var i = 1; i <= n; i++) {
-      bus.request("n", i).then(function (r) { replies.push(r); }, function (e) { replies.push("error: " + e.message); });
-    }
-  };
-  window.setHidden = function (hidden) {
-    Object.defineProperty(document, "visibilityState", { configurable: true, get: function () { return hidden ? "hidden" : "visible"; } });
-    document.dispatchEvent(new Event("visibilitychange"));
-  };
+  ${PAGE_HELPERS}
 </script></body></html>`;
 
 interface Served extends Listening {

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startPageServer, type PageServer } from "./fixtures/page-server.js";
 import { launchChromium } from "./helpers/browser.js";
 import { hasChromium, requireService } from "./helpers/services.js";
+import { MESSAGE_BUS_CLIENT_MODES, subscribeMessageBusClient } from "./fixtures/message-bus-client-page.js";
 
 const haveChromium = requireService("chromium", hasChromium(), "apt-get install chromium");
 
@@ -63,13 +64,7 @@ describe.skipIf(!haveChromium)("in Chromium", () => {
     return page;
   }
 
-  const MODES = [
-    { name: "polling", setup: "MessageBus.enableLongPolling = false;" },
-    { name: "plain long-poll", setup: "MessageBus.enableChunkedEncoding = false;" },
-    { name: "chunked long-poll", setup: "" },
-  ] as const;
-
-  describe.each(MODES)("message-bus-client (npm, with jQuery) over $name", ({ name, setup }) => {
+  describe.each(MESSAGE_BUS_CLIENT_MODES)("message-bus-client (npm, with jQuery) over $name", ({ name, setup }) => {
     it("receives 3 channels (one named with a space and non-ASCII letters) in order, each once, with exact data", async () => {
       const page = await openPage();
       const tag = name.replace(/\W+/g, "-");
@@ -83,20 +78,7 @@ describe.skipIf(!haveChromium)("in Chromium", () => {
       page.on("response", (r) => {
         if (r.url().includes("/poll")) contentTypes.push(r.headers()["content-type"]);
       });
-      await page.evaluate(
-        ({ setup, channels }) => {
-          const w = window as unknown as { MessageBus: any; got: unknown[] };
-          w.got = [];
-          w.MessageBus.baseUrl = "/";
-          w.MessageBus.callbackInterval = 100;
-          w.MessageBus.alwaysLongPoll = true;
-          new Function(setup)();
-          for (const ch of channels) {
-            w.MessageBus.subscribe(ch, (data: unknown, _g: number, id: number) => w.got.push({ ch, id, data }), 0);
-          }
-        },
-        { setup, channels },
-      );
+      await subscribeMessageBusClient(page, setup, channels);
       await publishRound(server, channels, 0, PER_CHANNEL);
       await page.waitForFunction((n) => (window as unknown as { got: unknown[] }).got.length >= n, channels.length * PER_CHANNEL, {
         timeout: 20_000,

@@ -11,6 +11,7 @@ import { type ServerProcess, spawnListening } from "./helpers/processes.js";
 import { publishAll } from "./helpers/publisher.js";
 import { requireRuntime, RUNTIMES, runtimeCommand } from "./helpers/runtimes.js";
 import { hasChromium, requireService } from "./helpers/services.js";
+import { MESSAGE_BUS_CLIENT_MODES, subscribeMessageBusClient } from "./fixtures/message-bus-client-page.js";
 
 const PAGE_SERVER = fileURLToPath(new URL("./fixtures/runtime-page-server.mjs", import.meta.url));
 const TOKEN = "page-token";
@@ -22,12 +23,6 @@ interface Got {
   id: number;
   data: unknown;
 }
-
-const MODES = [
-  { name: "polling", setup: "MessageBus.enableLongPolling = false;" },
-  { name: "plain long-poll", setup: "MessageBus.enableChunkedEncoding = false;" },
-  { name: "chunked long-poll", setup: "" },
-] as const;
 
 describe.each(RUNTIMES.map((r) => [r, haveChromium && requireRuntime(r)] as const))("in Chromium against the %s server", (runtime, available) => {
   let browser: Browser;
@@ -75,7 +70,7 @@ describe.each(RUNTIMES.map((r) => [r, haveChromium && requireRuntime(r)] as cons
     expect(server.output()).toContain(`page server (${runtime}) listening on`);
   });
 
-  describe.each(MODES)("message-bus-client (npm, with jQuery) over $name", ({ name, setup }) => {
+  describe.each(MESSAGE_BUS_CLIENT_MODES)("message-bus-client (npm, with jQuery) over $name", ({ name, setup }) => {
     it.skipIf(!available)("receives 3 channels in order, each once, with exact data", async () => {
       const page = await openPage("/mb");
       const tag = name.replace(/\W+/g, "-");
@@ -84,18 +79,7 @@ describe.each(RUNTIMES.map((r) => [r, haveChromium && requireRuntime(r)] as cons
       page.on("request", (r) => {
         if (r.url().includes("/poll")) polls.push(r.url());
       });
-      await page.evaluate(
-        ({ setup, channels }) => {
-          const w = window as unknown as { MessageBus: any; got: unknown[] };
-          w.got = [];
-          w.MessageBus.baseUrl = "/";
-          w.MessageBus.callbackInterval = 100;
-          w.MessageBus.alwaysLongPoll = true;
-          new Function(setup)();
-          for (const ch of channels) w.MessageBus.subscribe(ch, (data: unknown, _g: number, id: number) => w.got.push({ ch, id, data }), 0);
-        },
-        { setup, channels },
-      );
+      await subscribeMessageBusClient(page, setup, channels);
       await publishAndCheck(page, channels);
       await page.evaluate(() => (window as unknown as { MessageBus: { stop(): void } }).MessageBus.stop());
       expect(polls.length).toBeGreaterThan(0);
