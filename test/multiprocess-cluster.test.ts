@@ -35,8 +35,12 @@ function unaccounted(subs: RawSubscriber[], acks: Ack[]): string[] {
   const problems: string[] = [];
   const same = (m: { global_id: number; data: unknown } | undefined, a: Ack) => m !== undefined && m.global_id === a.global_id && JSON.stringify(m.data) === JSON.stringify(a.data);
   for (const s of subs) {
+    // Each earlier list runs without a hole from where its reset put the channel (0 for an epoch).
     for (const [ch, lists] of s.earlier) {
-      for (const list of lists) list.forEach((m, i) => m.message_id !== i + 1 && problems.push(`${s.name} ${ch}: earlier #${i} has id ${m.message_id}`));
+      lists.forEach((list, l) => {
+        const from = s.earlierFrom.get(ch)![l];
+        list.forEach((m, i) => m.message_id !== from + i + 1 && problems.push(`${s.name} ${ch}: earlier #${i} has id ${m.message_id} (from ${from})`));
+      });
     }
     // Each publish has its own data: the same data twice is one publish stored twice (a retried script).
     for (const [ch, list] of s.received) {
@@ -51,7 +55,7 @@ function unaccounted(subs: RawSubscriber[], acks: Ack[]): string[] {
     for (const a of acks) {
       if (!s.received.has(a.channel)) continue;
       if (same(s.received.get(a.channel)![a.message_id - 1], a)) continue;
-      if (s.earlier.get(a.channel)!.some((list) => same(list[a.message_id - 1], a))) continue;
+      if (s.earlier.get(a.channel)!.some((list, l) => same(list[a.message_id - 1 - s.earlierFrom.get(a.channel)![l]], a))) continue;
       if (reset.has(a.channel)) continue;
       problems.push(`${s.name}: acknowledged ${JSON.stringify(a)} neither delivered nor reset`);
     }

@@ -43,6 +43,14 @@ export abstract class RawSubscriber {
   readonly received = new Map<string, Received[]>();
   /** channel → what was received in earlier epochs, one list per epoch. */
   readonly earlier = new Map<string, Received[][]>();
+  /**
+   * channel → the position each of `earlier`'s lists began after: 0 for the subscription and an
+   * epoch's reset; where the server said the channel stands for a reset within one epoch (a
+   * position past the end, as a promoted replica that missed writes shows before the new epoch).
+   */
+  readonly earlierFrom = new Map<string, number[]>();
+  /** channel → the position the current `received` list began after. */
+  private readonly receivedFrom = new Map<string, number>();
   readonly resets: Reset[] = [];
   /** Messages for channels this subscriber never asked for (a failure, reported by the checks). */
   readonly strays: Message[] = [];
@@ -58,6 +66,8 @@ export abstract class RawSubscriber {
     for (const ch of channels) {
       this.received.set(ch, []);
       this.earlier.set(ch, []);
+      this.earlierFrom.set(ch, []);
+      this.receivedFrom.set(ch, 0);
       this.state.add(ch, noop, 0);
     }
   }
@@ -81,12 +91,20 @@ export abstract class RawSubscriber {
    */
   protected take(messages: Message[], sentEpoch: string): void {
     const reset: string[] = [];
-    this.state.take(messages, sentEpoch, (ch) => {
+    const due = this.state.take(messages, sentEpoch, (ch) => {
       reset.push(ch);
       const list = this.received.get(ch)!;
-      if (list.length) this.earlier.get(ch)!.push(list);
+      if (list.length) {
+        this.earlier.get(ch)!.push(list);
+        this.earlierFrom.get(ch)!.push(this.receivedFrom.get(ch)!);
+      }
       this.received.set(ch, []);
     });
+    for (const ch of reset) {
+      // Where the reset put the channel: the position the server told, when this batch brought
+      // nothing of it (a reset past the end: nothing to read yet); else its messages run from 1.
+      this.receivedFrom.set(ch, due.some((m) => m.channel === ch) ? 0 : (this.state.positions.get(ch) ?? 0));
+    }
     if (reset.length) this.resets.push({ channels: reset, epoch: this.state.epoch });
     for (const m of messages) {
       if (isStatus(m)) continue;
