@@ -267,17 +267,26 @@ export class RedisBackend implements Backend {
       else byShard.set(s, [c]);
     }
     const fresh = this.freshEpoch();
+    const agreed = this.epoch;
     const lastIds = new Map<string, number>();
     let globalId = 0;
+    let moving = false;
     await Promise.all(
       [...byShard].map(async ([s, names]) => {
         const [epoch, last, ids] = await s.snapshot(names, fresh);
         if (s.feed && epoch !== s.feed.epoch) s.feed.poke();
+        if (epoch !== agreed) moving = true;
         globalId = Math.max(globalId, last ? s.wire(last) : 0);
         names.forEach((c, i) => lastIds.set(c, ids[i]));
       }),
     );
-    return { epoch: this.epoch, globalId, lastIds: new Map(list.map((c) => [c, lastIds.get(c) ?? 0])) };
+    // A shard already in another epoch than the one the bus is in (the shards are agreeing on a new
+    // one: a failover, a flush): its ids belong to that epoch, and a catch-up read under the agreed
+    // one would hand a client now what the reset then delivers again. The read fails as the store
+    // does (`reading`: 503, Retry-After): the client comes back once they agree, and the reset tells it
+    // where to start.
+    if (moving || this.epoch !== agreed) throw new Error("the shards are moving to a new epoch");
+    return { epoch: agreed, globalId, lastIds: new Map(list.map((c) => [c, lastIds.get(c) ?? 0])) };
   }
 
   async reset(): Promise<void> {
